@@ -1,0 +1,39 @@
+/* Builds and signs X.509 certificates from structures (no string-parsed extension configs,
+ * which cost more than an EC signature). Used for end-entity issuance and by provisioning for
+ * root, issuing and TLS certificates. The signing key may live on a token. */
+#ifndef ESTCA_CERTBUILD_H
+#define ESTCA_CERTBUILD_H
+
+#include "status.h"
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <time.h>
+
+enum certbuild_profile {
+    CERTBUILD_ROOT_CA,     /* CA:TRUE critical, keyCertSign+cRLSign, self-signed */
+    CERTBUILD_ISSUING_CA,  /* CA:TRUE pathlen:0 critical, keyCertSign+cRLSign */
+    CERTBUILD_END_ENTITY,  /* CA:FALSE critical, digitalSignature+keyEncipherment (RSA) or
+                              digitalSignature (EC), EKU clientAuth+serverAuth */
+    CERTBUILD_TLS_SERVER,  /* CA:FALSE critical, digitalSignature(+keyEncipherment), EKU
+                              serverAuth */
+};
+
+struct certbuild_params {
+    enum certbuild_profile profile;
+    const X509_NAME *subject;
+    EVP_PKEY *subject_key;      /* public half is used */
+    const GENERAL_NAMES *san;   /* NULL: no subjectAltName */
+    X509 *issuer;               /* NULL: self-signed (subject_key must then be private) */
+    EVP_PKEY *issuer_key;       /* signs; may be a token key */
+    const unsigned char *serial;/* big-endian, positive is ensured by the builder */
+    size_t serial_len;
+    time_t not_before;
+    time_t not_after;           /* clipped to the issuer's notAfter */
+};
+
+/* Always adds subjectKeyIdentifier, and authorityKeyIdentifier (keyid) when issued by
+ * another certificate. Digest: SHA-256 (SHA-384 for P-384 issuers). Caller frees *out. */
+int certbuild_sign(const struct certbuild_params *params, X509 **out, estca_reason *why);
+
+#endif

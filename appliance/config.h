@@ -1,0 +1,67 @@
+/* The appliance's configuration: one INI file parsed with libinih into a read-only struct.
+ * Relative paths in the file are resolved against the file's directory. No secret ever
+ * appears here: PINs and password hashes live in their own files.
+ *
+ *   [token]    module, uri, pin_file
+ *   [server]   listen (host:port; port 0 = any free port), tls_certificate (PEM chain,
+ *              leaf first), tls_key (PKCS#11 URI), threads, max_body (bytes),
+ *              request_timeout_ms, default_label
+ *   [ledger]   path
+ *   [auth]     users_file
+ *   [ca:NAME]  key (PKCS#11 URI), certificate (PEM), chain (PEM: intermediates + root)
+ *   [label:NAME] ca, validity_days
+ */
+#ifndef ESTCA_CONFIG_H
+#define ESTCA_CONFIG_H
+
+#include "status.h"
+
+#include <stddef.h>
+
+struct config_ca {
+    char *name;
+    char *key_uri;
+    char *certificate_file;
+    char *chain_file; /* may be NULL: the CA certificate is then self-signed (a root) */
+};
+
+struct config_label {
+    char *name;
+    char *ca_name;
+    int validity_days;
+};
+
+struct estca_config {
+    char *path; /* the file this came from */
+
+    char *module_path;
+    char *token_uri;
+    char *pin_file; /* NULL: $CREDENTIALS_DIRECTORY/token-pin */
+
+    char *listen;
+    char *tls_certificate_file;
+    char *tls_key_uri;
+    int threads;
+    size_t max_body;
+    int request_timeout_ms;
+    char *default_label;
+
+    char *ledger_path;
+    char *users_file;
+
+    struct config_ca *cas;
+    size_t n_cas;
+    struct config_label *labels;
+    size_t n_labels;
+};
+
+/* Parses and validates path. Caller frees with config_free. Unknown sections or keys are
+ * errors (a typo must not silently weaken policy). */
+int config_load(const char *path, struct estca_config **out, estca_reason *why);
+void config_free(struct estca_config *config);
+
+const struct config_ca *config_find_ca(const struct estca_config *config, const char *name);
+const struct config_label *config_find_label(const struct estca_config *config,
+                                             const char *name);
+
+#endif

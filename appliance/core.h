@@ -1,0 +1,44 @@
+/* The CA core as the EST front sees it: labels, their CA chains, password authentication and
+ * issuance. Built once at start-up from the configuration and an open token; every call
+ * after that is safe from many threads and re-reads no file. */
+#ifndef ESTCA_CORE_H
+#define ESTCA_CORE_H
+
+#include "config.h"
+#include "status.h"
+#include "token.h"
+
+#include <openssl/x509.h>
+
+struct ca_core;
+struct core_label;
+
+/* Loads every CA (key on the token, certificate and chain from files, checks that key and
+ * certificate match), the labels, the credentials and the ledger. The token must outlive the
+ * core. Caller frees with core_free. */
+int core_open(const struct estca_config *config, struct hsm_token *token,
+              struct ca_core **out, estca_reason *why);
+void core_free(struct ca_core *core);
+
+/* NULL name: the default label. NULL result: no such label. */
+const struct core_label *core_find_label(const struct ca_core *core, const char *name);
+const char *core_label_name(const struct core_label *label);
+
+/* The label's CA certificates for /cacerts: the issuing CA first, then up to its root.
+ * Borrowed; valid for the core's lifetime. */
+STACK_OF(X509) *core_label_ca_certificates(const struct core_label *label);
+
+/* ESTCA_OK or ESTCA_E_AUTH. */
+int core_check_password(const struct ca_core *core, const char *user, const char *password);
+
+/* Issues a certificate for csr under label: verifies the CSR signature (proof of possession),
+ * applies the label's profile (subject and subjectAltName from the CSR, CA:FALSE, fixed key
+ * usage and EKU, validity bounded by the CA's), draws a 16-byte serial from the token,
+ * signs on the token, and commits to the ledger before returning.
+ * requester is the authenticated identity ("user:alice"). Caller frees *out.
+ * Errors: ESTCA_E_INVALID (bad CSR), ESTCA_E_POLICY, ESTCA_E_UNAVAILABLE (token),
+ * ESTCA_E_LEDGER. */
+int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                const char *requester, X509 **out, estca_reason *why);
+
+#endif

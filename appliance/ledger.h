@@ -1,0 +1,35 @@
+/* The issuance ledger: an SQLite database (WAL, synchronous=FULL) in which every issued
+ * certificate is durably committed before it leaves the process. Safe to call from many
+ * threads at once. */
+#ifndef ESTCA_LEDGER_H
+#define ESTCA_LEDGER_H
+
+#include "status.h"
+
+#include <openssl/x509.h>
+
+struct ledger;
+
+/* Opens or creates the database at path and brings its schema up to date. Caller frees with
+ * ledger_close. */
+int ledger_open(const char *path, struct ledger **out, estca_reason *why);
+void ledger_close(struct ledger *ledger);
+
+struct ledger_issued {
+    const char *ca_name;
+    const char *label;
+    const char *requester; /* the authenticated identity, e.g. "user:alice" */
+    X509 *certificate;
+    const unsigned char *csr_der;
+    size_t csr_der_len;
+};
+
+/* Records an issued certificate (serial, subject, SANs, validity, DER, CSR SHA-256) and
+ * commits. A serial already present for the same CA is refused (ESTCA_E_LEDGER). */
+int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
+                         estca_reason *why);
+
+/* Number of certificates recorded (for tests and status). */
+int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why);
+
+#endif

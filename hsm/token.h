@@ -1,0 +1,57 @@
+/* A PKCS#11 token reached through libp11: open a module and a token named by an RFC 7512
+ * URI, log in with a PIN read from a file, find private keys as EVP_PKEYs whose private half
+ * stays on the token, draw random bytes from the token, and read key attributes.
+ *
+ * Thread-safety: hsm_token_open/close and hsm_key_find are for start-up (one thread); the
+ * EVP_PKEYs they return may then sign from many threads at once (libp11 keeps a session
+ * pool per slot). hsm_random is safe from any thread. */
+#ifndef ESTCA_HSM_TOKEN_H
+#define ESTCA_HSM_TOKEN_H
+
+#include "status.h"
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+
+struct hsm_token;
+
+/* Loads module_path (NULL: HSM_DEFAULT_MODULE), selects the one token matching token_uri
+ * (e.g. "pkcs11:token=estca"; its token attributes are matched, object attributes
+ * ignored), opens a read-write session and logs in as user with the PIN from pin_file
+ * (mode 0600 or stricter; trailing newline ignored; NULL: $CREDENTIALS_DIRECTORY/token-pin).
+ * Caller frees with hsm_token_close. */
+int hsm_token_open(const char *module_path, const char *token_uri, const char *pin_file,
+                   struct hsm_token **out, estca_reason *why);
+void hsm_token_close(struct hsm_token *token);
+
+/* Finds the private key named by key_uri ("pkcs11:token=estca;object=issuing-ca", with
+ * optional id=) on the open token and returns it as an EVP_PKEY usable by X509_sign,
+ * SSL_CTX_use_PrivateKey, CMS_sign. Exactly one key must match. Caller frees. */
+int hsm_key_find(struct hsm_token *token, const char *key_uri, EVP_PKEY **out,
+                 estca_reason *why);
+
+/* Fills buf with len bytes from the token's RNG (C_GenerateRandom). */
+int hsm_random(struct hsm_token *token, unsigned char *buf, size_t len, estca_reason *why);
+
+struct hsm_key_attributes {
+    bool token;       /* CKA_TOKEN */
+    bool private_obj; /* CKA_PRIVATE */
+    bool sensitive;   /* CKA_SENSITIVE */
+    bool extractable; /* CKA_EXTRACTABLE */
+    bool always_sensitive;
+    bool never_extractable;
+};
+
+/* Reads the protection attributes of the private key object named by key_uri, through the
+ * module's own function list. */
+int hsm_key_attributes(struct hsm_token *token, const char *key_uri,
+                       struct hsm_key_attributes *out, estca_reason *why);
+
+/* Reads a PIN or password file: refuses files readable by group or others, strips one
+ * trailing newline. buf is cleansed by the caller after use. */
+int hsm_read_secret_file(const char *path, char *buf, size_t cap, estca_reason *why);
+
+#endif

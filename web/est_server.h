@@ -1,0 +1,37 @@
+/* The EST front: a CivetWeb HTTPS listener serving /.well-known/est/[label/]<op>, turning
+ * requests into calls on the CA core and results into RFC 7030 / RFC 8951 wire bytes.
+ * TLS 1.2+ only; the listener's private key is handed in (it may live on a token). */
+#ifndef ESTCA_EST_SERVER_H
+#define ESTCA_EST_SERVER_H
+
+#include "core.h"
+#include "status.h"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+struct est_server_options {
+    const char *listen;        /* "127.0.0.1:8443", "[::1]:8443"; port 0 = any free port */
+    int threads;               /* CivetWeb worker threads */
+    size_t max_body;           /* larger request bodies get 413 */
+    int request_timeout_ms;
+    X509 *tls_certificate;     /* borrowed */
+    STACK_OF(X509) *tls_chain; /* borrowed; intermediates, may be NULL */
+    EVP_PKEY *tls_key;         /* borrowed */
+};
+
+struct est_server;
+
+/* Refuses to start (ESTCA_E_CONFIG) if the CivetWeb build lacks TLS. Pre-encodes every
+ * label's /cacerts body. The core must outlive the server. Caller frees with
+ * est_server_stop. */
+int est_server_start(const struct est_server_options *options, struct ca_core *core,
+                     struct est_server **out, estca_reason *why);
+
+/* The TCP port actually bound (useful with port 0). */
+int est_server_port(const struct est_server *server);
+
+/* Stops accepting, waits for in-flight requests, frees. */
+void est_server_stop(struct est_server *server);
+
+#endif
