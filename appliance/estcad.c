@@ -1,0 +1,151 @@
+/* estcad: the EST daemon's main. The only file that wires the EST front (web/) to the CA core
+ * (appliance/) and the token (hsm/): start-up, signals, shutdown. */
+#include "config.h"
+#include "core.h"
+#include "est_server.h"
+#include "token.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_CONFIG "/etc/estca/estca.conf"
+
+struct daemon_state {
+    struct estca_config *config;
+    struct hsm_token *token;
+    struct ca_core *core;
+    STACK_OF(X509) *tls_chain; /* leaf first */
+    EVP_PKEY *tls_key;
+    struct est_server *server;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: estcad [-c FILE]\n\n"
+                 "The estca EST (RFC 7030) server. Runs in the foreground; logs to stderr.\n\n"
+                 "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+                 "  -h, --help          this text\n"
+                 "  -V, --version       the version\n");
+}
+
+static int read_tls_chain(const char *path, STACK_OF(X509) **out, estca_reason *why)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return estca_fail(why, ESTCA_E_CONFIG, "cannot open %s: %s", path, strerror(errno));
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    X509 *cert;
+    while (chain != NULL && (cert = PEM_read_X509(file, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(chain, cert))
+            X509_free(cert);
+    }
+    fclose(file);
+    ERR_clear_error(); /* the read loop ends on "no start line" */
+    if (chain == NULL || sk_X509_num(chain) == 0) {
+        sk_X509_free(chain);
+        return estca_fail(why, ESTCA_E_CONFIG, "no certificate in %s", path);
+    }
+    *out = chain;
+    return ESTCA_OK;
+}
+
+static int start(struct daemon_state *state, const char *config_path, estca_reason *why)
+{
+    int rc = config_load(config_path, &state->config, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    const struct estca_config *config = state->config;
+    rc = hsm_token_open(config->module_path, config->token_uri, config->pin_file,
+                        &state->token, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    rc = core_open(config, state->token, &state->core, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    rc = read_tls_chain(config->tls_certificate_file, &state->tls_chain, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    rc = hsm_key_find(state->token, config->tls_key_uri, &state->tls_key, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    X509 *leaf = sk_X509_shift(state->tls_chain);
+    struct est_server_options options = {
+        .listen = config->listen,
+        .threads = config->threads,
+        .max_body = config->max_body,
+        .request_timeout_ms = config->request_timeout_ms,
+        .tls_certificate = leaf,
+        .tls_chain = state->tls_chain,
+        .tls_key = state->tls_key,
+    };
+    rc = est_server_start(&options, state->core, &state->server, why);
+    sk_X509_unshift(state->tls_chain, leaf);
+    return rc;
+}
+
+static void stop(struct daemon_state *state)
+{
+    est_server_stop(state->server);
+    EVP_PKEY_free(state->tls_key);
+    sk_X509_pop_free(state->tls_chain, X509_free);
+    core_free(state->core);
+    hsm_token_close(state->token);
+    config_free(state->config);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0, 0, 0, 0},
+    };
+    const char *config_path = DEFAULT_CONFIG;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:hV", long_options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("estcad %s\n", ESTCA_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    /* Block the signals before any worker thread exists, so only sigwait below sees them. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct daemon_state state = {0};
+    estca_reason why = {{0}};
+    int rc = start(&state, config_path, &why);
+    if (rc != ESTCA_OK) {
+        fprintf(stderr, "event=start-failed status=%s reason=\"%s\"\n", estca_status_name(rc),
+                why.text);
+        stop(&state);
+        return 1;
+    }
+    fprintf(stderr, "event=listening version=%s listen=%s port=%d\n", ESTCA_VERSION,
+            state.config->listen, est_server_port(state.server));
+
+    int received = 0;
+    sigwait(&signals, &received);
+    fprintf(stderr, "event=stopping signal=%s\n", received == SIGINT ? "SIGINT" : "SIGTERM");
+    stop(&state);
+    fprintf(stderr, "event=stopped\n");
+    return 0;
+}

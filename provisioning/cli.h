@@ -1,0 +1,78 @@
+/* What every estca command shares: the command table entry, the token options
+ * (--config, or --module/--token/--pin-file), and small parsers for names and files. */
+#ifndef ESTCA_CLI_H
+#define ESTCA_CLI_H
+
+#include "certbuild.h"
+#include "status.h"
+#include "token.h"
+
+#include <getopt.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+
+struct cli_command {
+    const char *name;    /* "ca root" */
+    const char *summary; /* one line for `estca --help` */
+    const char *usage;   /* the options, for `estca NAME --help` */
+    int (*run)(int argc, char **argv);
+};
+
+/* Each command file defines one or more of these; estca.c lists them. */
+extern const struct cli_command cmd_token_init, cmd_key_generate, cmd_key_show, cmd_ca_root,
+    cmd_ca_issuing, cmd_tls_certificate, cmd_user_add;
+
+/* Token selection, common to commands that use keys. From --config FILE's [token] section,
+ * each field overridable on the command line. */
+struct cli_token_options {
+    const char *config_file;
+    const char *module;
+    const char *token_uri;
+    const char *pin_file;
+};
+
+#define CLI_TOKEN_LONG_OPTIONS                                                                     \
+    {"config", required_argument, NULL, 'c'}, {"module", required_argument, NULL, 'M'},           \
+        {"token", required_argument, NULL, 'T'}, {"pin-file", required_argument, NULL, 'P'}
+#define CLI_TOKEN_USAGE                                                                            \
+    "  -c, --config FILE     take the token settings from FILE's [token] section\n"                \
+    "      --module PATH     PKCS#11 module (default " HSM_DEFAULT_MODULE ")\n"                    \
+    "      --token URI       RFC 7512 token URI, e.g. pkcs11:token=estca\n"                        \
+    "      --pin-file FILE   user PIN file, mode 0600 (default $CREDENTIALS_DIRECTORY/token-pin)\n"
+
+/* Handles the token option letters c M T P; returns 1 if opt was one of them. */
+int cli_token_option(struct cli_token_options *options, int opt, const char *arg);
+
+/* Opens and logs in to the token the options name. */
+int cli_token_open(const struct cli_token_options *options, struct hsm_token **out,
+                   estca_reason *why);
+
+/* "/CN=dev1/O=Test" or "CN=dev1,O=Test" (no escapes) into a new X509_NAME. */
+int cli_parse_name(const char *text, X509_NAME **out, estca_reason *why);
+
+/* "DNS:localhost,IP:127.0.0.1,IP:::1,URI:..." into new GENERAL_NAMES. */
+int cli_parse_san(const char *text, GENERAL_NAMES **out, estca_reason *why);
+
+/* Writes certificates as PEM to path (mode 0644), atomically. */
+int cli_write_certificates(const char *path, X509 *const *certs, size_t n, estca_reason *why);
+
+/* Reads every PEM certificate in path (at least one). Caller frees with
+ * sk_X509_pop_free(..., X509_free). */
+int cli_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why);
+
+/* Signs a certificate for subject_key with issuer_key (issuer NULL: self-signed), a 16-byte
+ * serial from the token's RNG, valid from now for days. Caller frees *out. */
+int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile,
+                         const X509_NAME *subject, const GENERAL_NAMES *san,
+                         EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key, int days,
+                         X509 **out, estca_reason *why);
+
+/* Parses a positive day count. */
+int cli_parse_days(const char *text, int *out);
+
+/* Prints "estca NAME: reason" to stderr and returns 1, for `return cli_fail(...)` in run. */
+int cli_fail(const struct cli_command *command, const estca_reason *why);
+int cli_usage_error(const struct cli_command *command, const char *message);
+
+#endif

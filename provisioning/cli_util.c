@@ -1,0 +1,253 @@
+#include "cli.h"
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_token_option(struct cli_token_options *options, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'c': options->config_file = arg; return 1;
+    case 'M': options->module = arg; return 1;
+    case 'T': options->token_uri = arg; return 1;
+    case 'P': options->pin_file = arg; return 1;
+    default: return 0;
+    }
+}
+
+int cli_token_open(const struct cli_token_options *options, struct hsm_token **out,
+                   estca_reason *why)
+{
+    struct estca_config *config = NULL;
+    if (options->config_file != NULL) {
+        int rc = config_load(options->config_file, &config, why);
+        if (rc != ESTCA_OK)
+            return rc;
+    }
+    const char *module = options->module ? options->module : config ? config->module_path : NULL;
+    const char *uri = options->token_uri ? options->token_uri : config ? config->token_uri : NULL;
+    const char *pin = options->pin_file ? options->pin_file : config ? config->pin_file : NULL;
+    int rc;
+    if (uri == NULL)
+        rc = estca_fail(why, ESTCA_E_CONFIG, "no token named: give --token URI or --config FILE");
+    else
+        rc = hsm_token_open(module, uri, pin, out, why);
+    config_free(config);
+    return rc;
+}
+
+static int add_name_entry(X509_NAME *name, char *pair, estca_reason *why)
+{
+    char *eq = strchr(pair, '=');
+    if (eq == NULL || eq == pair || eq[1] == '\0')
+        return estca_fail(why, ESTCA_E_INVALID, "name component '%s' is not TYPE=value", pair);
+    *eq = '\0';
+    if (!X509_NAME_add_entry_by_txt(name, pair, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1,
+                                    0))
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "unknown name attribute '%s'", pair);
+    return ESTCA_OK;
+}
+
+int cli_parse_name(const char *text, X509_NAME **out, estca_reason *why)
+{
+    char *copy = strdup(text);
+    X509_NAME *name = X509_NAME_new();
+    if (copy == NULL || name == NULL) {
+        free(copy);
+        X509_NAME_free(name);
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    }
+    const char *separators = text[0] == '/' ? "/" : ",";
+    int rc = ESTCA_OK;
+    char *save = NULL;
+    for (char *pair = strtok_r(copy, separators, &save); pair && rc == ESTCA_OK;
+         pair = strtok_r(NULL, separators, &save)) {
+        while (*pair == ' ')
+            pair++;
+        rc = add_name_entry(name, pair, why);
+    }
+    free(copy);
+    if (rc == ESTCA_OK && X509_NAME_entry_count(name) == 0)
+        rc = estca_fail(why, ESTCA_E_INVALID, "empty subject name");
+    if (rc != ESTCA_OK) {
+        X509_NAME_free(name);
+        return rc;
+    }
+    *out = name;
+    return ESTCA_OK;
+}
+
+static int make_general_name(const char *item, GENERAL_NAME **out, estca_reason *why)
+{
+    if (strncmp(item, "IP:", 3) == 0) {
+        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(item + 3);
+        if (ip == NULL)
+            return estca_fail(why, ESTCA_E_INVALID, "'%s' is not an IP address", item + 3);
+        GENERAL_NAME *gn = GENERAL_NAME_new();
+        if (gn == NULL) {
+            ASN1_OCTET_STRING_free(ip);
+            return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+        }
+        GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
+        *out = gn;
+        return ESTCA_OK;
+    }
+    int type;
+    const char *value;
+    if (strncmp(item, "DNS:", 4) == 0) {
+        type = GEN_DNS;
+        value = item + 4;
+    } else if (strncmp(item, "URI:", 4) == 0) {
+        type = GEN_URI;
+        value = item + 4;
+    } else if (strncmp(item, "email:", 6) == 0) {
+        type = GEN_EMAIL;
+        value = item + 6;
+    } else {
+        return estca_fail(why, ESTCA_E_INVALID, "'%s': expected DNS:, IP:, URI: or email:", item);
+    }
+    ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    if (ia5 == NULL || gn == NULL || !ASN1_STRING_set(ia5, value, -1)) {
+        ASN1_IA5STRING_free(ia5);
+        GENERAL_NAME_free(gn);
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    }
+    GENERAL_NAME_set0_value(gn, type, ia5);
+    *out = gn;
+    return ESTCA_OK;
+}
+
+int cli_parse_san(const char *text, GENERAL_NAMES **out, estca_reason *why)
+{
+    char *copy = strdup(text);
+    GENERAL_NAMES *names = GENERAL_NAMES_new();
+    if (copy == NULL || names == NULL) {
+        free(copy);
+        GENERAL_NAMES_free(names);
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    }
+    int rc = ESTCA_OK;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item && rc == ESTCA_OK;
+         item = strtok_r(NULL, ",", &save)) {
+        GENERAL_NAME *gn = NULL;
+        rc = make_general_name(item, &gn, why);
+        if (rc == ESTCA_OK && !sk_GENERAL_NAME_push(names, gn)) {
+            GENERAL_NAME_free(gn);
+            rc = estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+        }
+    }
+    free(copy);
+    if (rc != ESTCA_OK) {
+        GENERAL_NAMES_free(names);
+        return rc;
+    }
+    *out = names;
+    return ESTCA_OK;
+}
+
+int cli_write_certificates(const char *path, X509 *const *certs, size_t n, estca_reason *why)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return estca_fail(why, ESTCA_E_INVALID, "path too long: %s", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return estca_fail(why, ESTCA_E_IO, "cannot create %s: %s", tmp, strerror(errno));
+    FILE *file = fdopen(fd, "w");
+    if (file == NULL) {
+        close(fd);
+        return estca_fail(why, ESTCA_E_IO, "cannot open %s: %s", tmp, strerror(errno));
+    }
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = PEM_write_X509(file, certs[i]);
+    ok = ok && fflush(file) == 0 && fsync(fileno(file)) == 0;
+    if (fclose(file) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return estca_fail_openssl(why, ESTCA_E_IO, "cannot write %s", path);
+    }
+    return ESTCA_OK;
+}
+
+int cli_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why)
+{
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return estca_fail(why, ESTCA_E_IO, "cannot open %s: %s", path, strerror(errno));
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    X509 *cert;
+    while (certs != NULL && (cert = PEM_read_X509(file, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(certs, cert)) {
+            X509_free(cert);
+            break;
+        }
+    }
+    fclose(file);
+    ERR_clear_error(); /* the read loop ends on "no start line" */
+    if (certs == NULL || sk_X509_num(certs) == 0) {
+        sk_X509_pop_free(certs, X509_free);
+        return estca_fail(why, ESTCA_E_INVALID, "no certificate in %s", path);
+    }
+    *out = certs;
+    return ESTCA_OK;
+}
+
+int cli_fail(const struct cli_command *command, const estca_reason *why)
+{
+    fprintf(stderr, "estca %s: %s\n", command->name, why->text);
+    return 1;
+}
+
+int cli_usage_error(const struct cli_command *command, const char *message)
+{
+    fprintf(stderr, "estca %s: %s (see estca %s --help)\n", command->name, message,
+            command->name);
+    return 2;
+}
+
+int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile,
+                         const X509_NAME *subject, const GENERAL_NAMES *san,
+                         EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key, int days,
+                         X509 **out, estca_reason *why)
+{
+    unsigned char serial[16];
+    int rc = hsm_random(token, serial, sizeof serial, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    time_t now = time(NULL);
+    struct certbuild_params params = {
+        .profile = profile,
+        .subject = subject,
+        .subject_key = subject_key,
+        .san = san,
+        .issuer = issuer,
+        .issuer_key = issuer_key,
+        .serial = serial,
+        .serial_len = sizeof serial,
+        .not_before = now - 60,
+        .not_after = now + (time_t)days * 86400,
+    };
+    return certbuild_sign(&params, out, why);
+}
+
+int cli_parse_days(const char *text, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long days = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || days <= 0 || days > 36500)
+        return ESTCA_E_INVALID;
+    *out = (int)days;
+    return ESTCA_OK;
+}

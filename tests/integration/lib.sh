@@ -1,0 +1,98 @@
+# Shared by the integration tests: a provisioned appliance in a temporary directory, estcad
+# on a free loopback port, and small assertion helpers. Source it; it cleans up on exit.
+set -euo pipefail
+
+: "${ESTCAD:?ESTCAD must name the estcad binary}"
+: "${ESTCA:?ESTCA must name the estca binary}"
+: "${ESTCA_SOURCE_DIR:?ESTCA_SOURCE_DIR must name the source tree}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/estca-it.XXXXXX")
+ESTCAD_PID=
+checks=0
+failures=0
+
+cleanup() {
+    if [ -n "$ESTCAD_PID" ] && kill -0 "$ESTCAD_PID" 2>/dev/null; then
+        kill -TERM "$ESTCAD_PID" 2>/dev/null || true
+        wait "$ESTCAD_PID" 2>/dev/null || true
+    fi
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+
+# provision: an appliance in $T/ca with port 0 (estcad picks a free one).
+provision() {
+    LISTEN=127.0.0.1:0 "$ESTCA_SOURCE_DIR/packaging/provision.sh" "$T/ca" "$ESTCA" >"$T/provision.log" 2>&1 ||
+        { cat "$T/provision.log"; echo "FAIL: provisioning"; exit 1; }
+    export SOFTHSM2_CONF="$T/ca/softhsm2.conf"
+    CREDENTIALS=$(cat "$T/ca/demo.credentials")
+    DEMO_USER=${CREDENTIALS%%:*}
+}
+
+# start_estcad: runs estcad in the background, waits for its listening line, sets PORT and URL.
+start_estcad() {
+    : > "$T/estcad.log"
+    "$ESTCAD" -c "$T/ca/estca.conf" 2>>"$T/estcad.log" &
+    ESTCAD_PID=$!
+    for _ in $(seq 1 200); do
+        PORT=$(sed -n 's/.*event=listening.* port=\([0-9]*\).*/\1/p' "$T/estcad.log" | tail -n1)
+        [ -n "$PORT" ] && break
+        kill -0 "$ESTCAD_PID" 2>/dev/null || { cat "$T/estcad.log"; echo "FAIL: estcad exited"; exit 1; }
+        sleep 0.05
+    done
+    [ -n "$PORT" ] || { cat "$T/estcad.log"; echo "FAIL: estcad did not listen"; exit 1; }
+    BASE="https://127.0.0.1:$PORT"
+    URL="$BASE/.well-known/est"
+}
+
+# stop_estcad: SIGTERM, and the daemon must exit cleanly.
+stop_estcad() {
+    kill -TERM "$ESTCAD_PID"
+    local rc=0
+    wait "$ESTCAD_PID" || rc=$?
+    ESTCAD_PID=
+    check "estcad exits 0 on SIGTERM" [ "$rc" -eq 0 ]
+}
+
+check() {
+    local what=$1
+    shift
+    checks=$((checks + 1))
+    if "$@"; then
+        echo "ok - $what"
+    else
+        failures=$((failures + 1))
+        echo "not ok - $what"
+    fi
+}
+
+# make_csr NAME [openssl req args...]: EC P-256 key $T/NAME.key, DER CSR $T/NAME.der, one-line
+# base64 $T/NAME.b64.
+make_csr() {
+    local name=$1
+    shift
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$T/$name.key" -subj "/CN=$name/O=Test" -outform DER -out "$T/$name.der" "$@" 2>/dev/null
+    base64 -w0 "$T/$name.der" > "$T/$name.b64"
+}
+
+# http_status METHOD PATH [curl args...]: prints the status code; the body goes to $T/body.
+http_status() {
+    local method=$1 path=$2
+    shift 2
+    curl -sS -o "$T/body" -D "$T/headers" -w '%{http_code}' --cacert "$T/ca/tls-ca.pem" \
+        -X "$method" "$@" "$URL$path" || true
+}
+
+# pem_bundle_contains BUNDLE CERT: CERT's DER is one of BUNDLE's certificates.
+pem_bundle_contains() {
+    local want
+    want=$(openssl x509 -in "$2" -outform DER | base64 -w0)
+    awk '/-----BEGIN CERTIFICATE-----/{c=""; next} /-----END CERTIFICATE-----/{print c; next} {c=c $0}' "$1" |
+        grep -qxF "$want"
+}
+
+finish() {
+    echo "$((checks - failures)) passed, $failures failed"
+    [ "$failures" -eq 0 ]
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The same enrollment with RSA keys on the token: RSA root and issuing CA, RSA TLS key (which
+# TLS 1.3 uses with RSA-PSS, computed by the token).
+. "$(dirname "$0")/lib.sh"
+ROOT_KEY_TYPE=rsa:3072 CA_KEY_TYPE=rsa:2048 TLS_KEY_TYPE=rsa:2048 provision
+start_estcad
+
+check "issuing CA key is RSA" bash -c "openssl x509 -in '$T/ca/issuing-ca.pem' -noout -text | grep -q 'rsaEncryption'"
+for tls in "--tlsv1.2 --tls-max 1.2" "--tlsv1.3"; do
+    code=$(http_status GET /cacerts $tls)
+    check "/cacerts over $tls with an RSA token key (got $code)" [ "$code" = 200 ]
+done
+make_csr rsa-device
+code=$(http_status POST /simpleenroll -H "Content-Type: application/pkcs10" --user "$CREDENTIALS" \
+    --data-binary @"$T/rsa-device.b64")
+check "enroll under an RSA CA (got $code)" [ "$code" = 200 ]
+base64 -d "$T/body" | openssl pkcs7 -inform DER -print_certs -out "$T/rsa-device.pem"
+check "certificate verifies" openssl verify -CAfile "$T/ca/ca-chain.pem" "$T/rsa-device.pem"
+check "signed with sha256WithRSAEncryption" bash -c "openssl x509 -in '$T/rsa-device.pem' -noout -text | grep -q 'Signature Algorithm: sha256WithRSAEncryption'"
+
+stop_estcad
+finish
