@@ -8,7 +8,8 @@
  *              request_timeout_ms, default_label
  *   [ledger]   path
  *   [auth]     users_file
- *   [ca:NAME]  key (PKCS#11 URI), certificate (PEM), chain (PEM: intermediates + root)
+ *   [ca:NAME]  key (PKCS#11 URI), certificate (PEM), chain (PEM up to the root; may start
+ *              with the CA certificate itself)
  *   [label:NAME] ca, validity_days
  */
 #ifndef ESTCA_CONFIG_H
@@ -22,7 +23,8 @@ struct config_ca {
     char *name;
     char *key_uri;
     char *certificate_file;
-    char *chain_file; /* may be NULL: the CA certificate is then self-signed (a root) */
+    char *chain_file; /* PEM up to the root; may start with the CA certificate itself (then
+                         it is skipped). NULL: the CA certificate is self-signed (a root) */
 };
 
 struct config_label {
