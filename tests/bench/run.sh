@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The enrollment benchmark, from ONE run on this machine, for an EC P-256 and an RSA-2048 CA:
+#  (a) raw token signature rate through hsm/ with 1 and N threads
+#  (b) in-process issuance rate (CSR verify + build + sign + durable ledger commit), N threads
+#  (c) enrollments/s through estcad over TLS with keep-alive at 1, 8, 32, 128 clients (wrk)
+#  (d) the same with a new TLS connection per enrollment, 32 clients
+#  (e) estcad's peak RSS, and the ratios (c)/(b), (d)/(b).
+# Usage: tests/bench/run.sh [--smoke] [--seconds S] [--build DIR] [--only ec|rsa]
+# --smoke: 1 s per level, EC only, exits non-zero unless every answer was 200.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=10
+build="$root/build"
+only=
+smoke=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --smoke) smoke=1; seconds=1; only=ec ;;
+    --seconds) seconds=$2; shift ;;
+    --build) build=$2; shift ;;
+    --only) only=$2; shift ;;
+    *) echo "usage: $0 [--smoke] [--seconds S] [--build DIR] [--only ec|rsa]" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$smoke" = 0 ]; then
+    "$root/packaging/deps.sh"
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCIVETWEB_SOURCE_CACHE="$root/build/civetweb-src" >/dev/null
+    cmake --build "$build" --target estcad estca estca-bench -j"$(nproc)" >/dev/null
+fi
+estcad="$build/appliance/estcad"
+estca="$build/provisioning/estca"
+bench="$build/tests/estca-bench"
+cores=$(nproc)
+T=$(mktemp -d "${TMPDIR:-/tmp}/estca-bench.XXXXXX")
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+bad=0
+
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+run_wrk() { # clients close -> "rate requests not200 socket_errors p50 p99"
+    local clients=$1 close=$2 threads=$(( $1 < cores ? $1 : cores ))
+    local out
+    out=$(BENCH_CSR="$T/csr.b64" BENCH_AUTH_FILE="$T/auth" BENCH_CLOSE=$close \
+        wrk -t"$threads" -c"$clients" -d"${seconds}s" --timeout 10s -s "$root/tests/bench/enroll.lua" \
+        "https://127.0.0.1:$port/.well-known/est/simpleenroll" 2>&1)
+    local line rate
+    line=$(grep '^bench:' <<<"$out")
+    rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
+    echo "$rate $(field requests "$line") $(field not200 "$line") $(field socket_errors "$line") $(field p50_ms "$line") $(field p99_ms "$line")"
+}
+
+bench_kind() { # kind ca_type tls_type
+    local kind=$1 dir="$T/$1"
+    ROOT_KEY_TYPE=$2 CA_KEY_TYPE=$2 TLS_KEY_TYPE=$3 LISTEN=127.0.0.1:0 \
+        "$root/packaging/provision.sh" "$dir" "$estca" >/dev/null 2>&1
+    export SOFTHSM2_CONF="$dir/softhsm2.conf"
+    sed -i "s/^threads = .*/threads = 32/" "$dir/estca.conf"
+    local key="pkcs11:token=estca;object=issuing-ca"
+    local s1 sn issue
+    s1=$(field rate "$("$bench" sign -c "$dir/estca.conf" --key "$key" --threads 1 --seconds "$seconds")")
+    sn=$(field rate "$("$bench" sign -c "$dir/estca.conf" --key "$key" --threads "$cores" --seconds "$seconds")")
+    issue=$(field rate "$("$bench" issue -c "$dir/estca.conf" --threads "$cores" --seconds "$seconds")")
+
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout /dev/null \
+        -subj "/CN=bench-device" -outform DER 2>/dev/null | base64 -w0 > "$T/csr.b64"
+    tr -d '\n' < "$dir/demo.credentials" | base64 -w0 > "$T/auth"
+    "$estcad" -c "$dir/estca.conf" 2>"$T/estcad-$kind.log" &
+    pid=$!
+    port=
+    for _ in $(seq 1 200); do
+        port=$(sed -n 's/.*event=listening.* port=\([0-9]*\).*/\1/p' "$T/estcad-$kind.log")
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { cat "$T/estcad-$kind.log"; echo "estcad did not start" >&2; exit 1; }
+
+    echo
+    echo "== $kind: CA key $2, TLS key $3, $cores cores, ${seconds}s per level"
+    printf '(a) token signatures/s: 1 thread %s, %s threads %s\n' "$s1" "$cores" "$sn"
+    printf '(b) in-process issuance/s (%s threads): %s\n' "$cores" "$issue"
+    printf '%-34s %10s %8s %8s %7s %9s %9s %7s\n' mode clients rate/s requests not200 p50_ms p99_ms "/(b)"
+    local levels="1 8 32 128"
+    [ "$smoke" = 1 ] && levels="8"
+    for c in $levels; do
+        read -r rate req n200 serr p50 p99 <<<"$(run_wrk "$c" 0)"
+        printf '%-34s %10s %8s %8s %7s %9s %9s %7.2f\n' "(c) keep-alive" "$c" "$rate" "$req" "$((n200 + serr))" "$p50" "$p99" "$(echo "$rate / $issue" | bc -l)"
+        [ "$((n200 + serr))" -eq 0 ] && [ "${req:-0}" -gt 0 ] || bad=1
+    done
+    read -r rate req n200 serr p50 p99 <<<"$(run_wrk 32 1)"
+    printf '%-34s %10s %8s %8s %7s %9s %9s %7.2f\n' "(d) new TLS connection per request" 32 "$rate" "$req" "$((n200 + serr))" "$p50" "$p99" "$(echo "$rate / $issue" | bc -l)"
+    [ "$((n200 + serr))" -eq 0 ] && [ "${req:-0}" -gt 0 ] || bad=1
+    printf '(e) estcad peak RSS: %s\n' "$(grep VmHWM "/proc/$pid/status" | awk '{print $2, $3}')"
+    kill "$pid"
+    wait "$pid" || true
+    pid=
+}
+
+echo "estca enrollment benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+[ "$only" = rsa ] || bench_kind ec ec:P-256 ec:P-256
+[ "$only" = ec ] || bench_kind rsa rsa:2048 rsa:2048
+if [ "$bad" != 0 ]; then
+    echo "FAIL: some answers were not 200 (or no request completed)"
+    exit 1
+fi
