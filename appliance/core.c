@@ -1,0 +1,122 @@
+/* The CA core's start-up and the read-only lookups the EST front makes: everything is loaded
+ * and checked in core_open; afterwards the core is immutable, so many threads may use it. */
+#include "core_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct ca_instance *find_ca(const struct ca_core *core, const char *name)
+{
+    for (size_t i = 0; i < core->n_cas; i++) {
+        if (strcmp(core->cas[i].name, name) == 0)
+            return &core->cas[i];
+    }
+    return NULL;
+}
+
+static int load_cas(struct ca_core *core, const struct estca_config *config, estca_reason *why)
+{
+    core->cas = calloc(config->n_cas, sizeof *core->cas);
+    if (core->cas == NULL && config->n_cas > 0)
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < config->n_cas; i++) {
+        /* Counted first, so that core_free clears a half-loaded instance too. */
+        core->n_cas++;
+        int rc = ca_instance_load(&core->cas[i], &config->cas[i], core->token, why);
+        if (rc != ESTCA_OK)
+            return rc;
+    }
+    return ESTCA_OK;
+}
+
+static int load_labels(struct ca_core *core, const struct estca_config *config, estca_reason *why)
+{
+    core->labels = calloc(config->n_labels, sizeof *core->labels);
+    if (core->labels == NULL && config->n_labels > 0)
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < config->n_labels; i++) {
+        const struct config_label *source = &config->labels[i];
+        struct core_label *label = &core->labels[i];
+        core->n_labels++;
+        if ((label->name = strdup(source->name)) == NULL)
+            return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+        /* config_load has checked that the CA exists; a config built by hand may not have. */
+        if ((label->ca = find_ca(core, source->ca_name)) == NULL)
+            return estca_fail(why, ESTCA_E_CONFIG, "[label:%s]: no CA %s", source->name,
+                              source->ca_name);
+        label->validity_days = source->validity_days;
+        if (config->default_label != NULL && strcmp(label->name, config->default_label) == 0)
+            core->default_label = label;
+    }
+    return ESTCA_OK;
+}
+
+int core_open(const struct estca_config *config, struct hsm_token *token, struct ca_core **out,
+              estca_reason *why)
+{
+    *out = NULL;
+    if (config == NULL || token == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "core_open: bad arguments");
+    struct ca_core *core = calloc(1, sizeof *core);
+    if (core == NULL)
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    core->token = token;
+    int rc = load_cas(core, config, why);
+    if (rc == ESTCA_OK)
+        rc = load_labels(core, config, why);
+    if (rc == ESTCA_OK && config->users_file != NULL)
+        rc = credentials_load(config->users_file, &core->credentials, why);
+    if (rc == ESTCA_OK)
+        rc = ledger_open(config->ledger_path, &core->ledger, why);
+    if (rc != ESTCA_OK) {
+        core_free(core);
+        return rc;
+    }
+    *out = core;
+    return ESTCA_OK;
+}
+
+void core_free(struct ca_core *core)
+{
+    if (core == NULL)
+        return;
+    ledger_close(core->ledger);
+    credentials_free(core->credentials);
+    for (size_t i = 0; i < core->n_labels; i++)
+        free(core->labels[i].name);
+    free(core->labels);
+    for (size_t i = 0; i < core->n_cas; i++)
+        ca_instance_clear(&core->cas[i]);
+    free(core->cas);
+    free(core);
+}
+
+const struct core_label *core_find_label(const struct ca_core *core, const char *name)
+{
+    if (core == NULL)
+        return NULL;
+    if (name == NULL)
+        return core->default_label;
+    for (size_t i = 0; i < core->n_labels; i++) {
+        if (strcmp(core->labels[i].name, name) == 0)
+            return &core->labels[i];
+    }
+    return NULL;
+}
+
+const char *core_label_name(const struct core_label *label)
+{
+    return label != NULL ? label->name : NULL;
+}
+
+STACK_OF(X509) *core_label_ca_certificates(const struct core_label *label)
+{
+    return label != NULL ? label->ca->chain : NULL;
+}
+
+int core_check_password(const struct ca_core *core, const char *user, const char *password)
+{
+    if (core == NULL || core->credentials == NULL)
+        return ESTCA_E_AUTH;
+    return credentials_check(core->credentials, user, password);
+}

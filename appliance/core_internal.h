@@ -1,0 +1,46 @@
+/* The CA core's private structures, shared by core.c (start-up, labels, passwords), ca.c (a
+ * loaded CA instance) and issuance.c (core_enroll). Not for use outside appliance/. */
+#ifndef ESTCA_CORE_INTERNAL_H
+#define ESTCA_CORE_INTERNAL_H
+
+#include "config.h"
+#include "core.h"
+#include "credentials.h"
+#include "ledger.h"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/* A CA as loaded at start-up; read-only afterwards, so shared by every worker thread. */
+struct ca_instance {
+    char *name;
+    EVP_PKEY *key;         /* private half on the token */
+    X509 *certificate;     /* the CA's own certificate */
+    STACK_OF(X509) *chain; /* certificate first, then up to and including the root */
+};
+
+struct core_label {
+    char *name;
+    const struct ca_instance *ca;
+    int validity_days;
+};
+
+struct ca_core {
+    struct hsm_token *token; /* borrowed; outlives the core */
+    struct ca_instance *cas;
+    size_t n_cas;
+    struct core_label *labels;
+    size_t n_labels;
+    const struct core_label *default_label;
+    struct credentials *credentials; /* NULL: no users file, no password succeeds */
+    struct ledger *ledger;
+};
+
+/* Fills ca from its configuration: key from the token, certificate and chain from their files,
+ * and checks that key and certificate match and that the chain verifies up to a self-signed
+ * root. On failure ca is left for ca_instance_clear. */
+int ca_instance_load(struct ca_instance *ca, const struct config_ca *config,
+                     struct hsm_token *token, estca_reason *why);
+void ca_instance_clear(struct ca_instance *ca);
+
+#endif

@@ -1,0 +1,176 @@
+/* core_enroll: a CSR and an authenticated identity in, a certificate out, durably recorded in
+ * the ledger before the caller sees it. Shares only read-only state, so it runs on many
+ * worker threads at once; the token and the ledger serialise what they must. */
+#include "certbuild.h"
+#include "core_internal.h"
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include <time.h>
+
+#define SERIAL_OCTETS 16    /* 128 random bits, well above CA/B Forum's 64 */
+#define BACKDATE_SECONDS 60 /* tolerate clients whose clock is a little behind */
+#define SECONDS_PER_DAY 86400
+#define MIN_RSA_BITS 2048
+
+/* The subject names taken from the CSR. */
+struct requested_names {
+    const X509_NAME *subject;
+    GENERAL_NAMES *san; /* NULL: none requested */
+};
+
+static int verify_signature(X509_REQ *csr, estca_reason *why)
+{
+    EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
+    if (key == NULL)
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "CSR public key cannot be decoded");
+    /* Proof of possession: the requester holds the private key. */
+    if (X509_REQ_verify(csr, key) != 1)
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "CSR signature does not verify");
+    return ESTCA_OK;
+}
+
+static int check_ec_curve(EVP_PKEY *key, estca_reason *why)
+{
+    char curve[64];
+    if (!EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve,
+                                        NULL)) {
+        ERR_clear_error();
+        return estca_fail(why, ESTCA_E_POLICY, "EC key without a named curve is not allowed");
+    }
+    int nid = OBJ_sn2nid(curve);
+    if (nid == NID_undef)
+        nid = EC_curve_nist2nid(curve);
+    if (nid != NID_X9_62_prime256v1 && nid != NID_secp384r1)
+        return estca_fail(why, ESTCA_E_POLICY, "EC curve %s is not allowed (P-256 or P-384 only)",
+                          curve);
+    return ESTCA_OK;
+}
+
+/* RSA of at least 2048 bits, or EC on P-256 or P-384; nothing else. */
+static int check_key_policy(X509_REQ *csr, estca_reason *why)
+{
+    EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
+    switch (EVP_PKEY_get_base_id(key)) {
+    case EVP_PKEY_RSA:
+        if (EVP_PKEY_get_bits(key) < MIN_RSA_BITS)
+            return estca_fail(why, ESTCA_E_POLICY, "RSA key of %d bits is too short (minimum %d)",
+                              EVP_PKEY_get_bits(key), MIN_RSA_BITS);
+        return ESTCA_OK;
+    case EVP_PKEY_EC:
+        return check_ec_curve(key, why);
+    default:
+        return estca_fail(why, ESTCA_E_POLICY,
+                          "key type %s is not allowed (RSA or EC P-256/P-384 only)",
+                          OBJ_nid2sn(EVP_PKEY_get_base_id(key)));
+    }
+}
+
+/* The subjectAltName of the CSR's extension request; every other requested extension is
+ * ignored (the profile decides them). */
+static int requested_san(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why)
+{
+    *out = NULL;
+    /* OpenSSL 3 answers an empty stack when nothing was requested: NULL means malformed. */
+    STACK_OF(X509_EXTENSION) *extensions = X509_REQ_get_extensions(csr);
+    if (extensions == NULL)
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "CSR extension request is malformed");
+    int critical = -1;
+    GENERAL_NAMES *san = X509V3_get_d2i(extensions, NID_subject_alt_name, &critical, NULL);
+    sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
+    if (san == NULL && critical == -2)
+        return estca_fail(why, ESTCA_E_INVALID, "CSR requests more than one subjectAltName");
+    if (san == NULL && critical >= 0)
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "CSR subjectAltName is malformed");
+    if (san != NULL && sk_GENERAL_NAME_num(san) == 0) {
+        GENERAL_NAMES_free(san);
+        san = NULL;
+    }
+    *out = san;
+    return ESTCA_OK;
+}
+
+static int requested_names(X509_REQ *csr, struct requested_names *names, estca_reason *why)
+{
+    names->subject = X509_REQ_get_subject_name(csr);
+    int rc = requested_san(csr, &names->san, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    if (X509_NAME_entry_count(names->subject) == 0 && names->san == NULL)
+        return estca_fail(why, ESTCA_E_POLICY, "CSR has neither a subject nor a subjectAltName");
+    return ESTCA_OK;
+}
+
+static int sign_certificate(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                            const struct requested_names *names, X509 **out, estca_reason *why)
+{
+    unsigned char serial[SERIAL_OCTETS];
+    if (hsm_random(core->token, serial, sizeof serial, why) != ESTCA_OK)
+        return ESTCA_E_UNAVAILABLE;
+    time_t now = time(NULL);
+    struct certbuild_params params = {
+        .profile = CERTBUILD_END_ENTITY,
+        .subject = names->subject,
+        .subject_key = X509_REQ_get0_pubkey(csr),
+        .san = names->san,
+        .issuer = label->ca->certificate,
+        .issuer_key = label->ca->key,
+        .serial = serial,
+        .serial_len = sizeof serial,
+        .not_before = now - BACKDATE_SECONDS,
+        .not_after = now + (time_t)label->validity_days * SECONDS_PER_DAY,
+    };
+    int rc = certbuild_sign(&params, out, why);
+    /* certbuild reports a failed signature as a token error: the client should retry later. */
+    return rc == ESTCA_E_TOKEN ? ESTCA_E_UNAVAILABLE : rc;
+}
+
+static int record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                  const char *requester, X509 *certificate, estca_reason *why)
+{
+    unsigned char *csr_der = NULL;
+    int csr_len = i2d_X509_REQ(csr, &csr_der);
+    if (csr_len <= 0)
+        return estca_fail_openssl(why, ESTCA_E_LEDGER, "cannot encode the CSR for the ledger");
+    struct ledger_issued entry = {
+        .ca_name = label->ca->name,
+        .label = label->name,
+        .requester = requester,
+        .certificate = certificate,
+        .csr_der = csr_der,
+        .csr_der_len = (size_t)csr_len,
+    };
+    int rc = ledger_record_issued(core->ledger, &entry, why);
+    OPENSSL_free(csr_der);
+    return rc == ESTCA_OK ? ESTCA_OK : ESTCA_E_LEDGER;
+}
+
+int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                const char *requester, X509 **out, estca_reason *why)
+{
+    *out = NULL;
+    if (core == NULL || label == NULL || csr == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "core_enroll: bad arguments");
+    int rc = verify_signature(csr, why);
+    if (rc == ESTCA_OK)
+        rc = check_key_policy(csr, why);
+    struct requested_names names = {0};
+    if (rc == ESTCA_OK)
+        rc = requested_names(csr, &names, why);
+    X509 *certificate = NULL;
+    if (rc == ESTCA_OK)
+        rc = sign_certificate(core, label, csr, &names, &certificate, why);
+    GENERAL_NAMES_free(names.san);
+    /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
+    if (rc == ESTCA_OK)
+        rc = record(core, label, csr, requester, certificate, why);
+    if (rc != ESTCA_OK) {
+        X509_free(certificate);
+        return rc;
+    }
+    *out = certificate;
+    return ESTCA_OK;
+}

@@ -1,0 +1,409 @@
+/* The issuance ledger on SQLite. One connection, serialised by a mutex: a row is prepared
+ * (DER, names, digests) outside the lock, and only bind + step + reset happen under it. Each
+ * insert is its own transaction, committed with synchronous=FULL before the call returns. */
+#include "ledger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUSY_TIMEOUT_MS 5000 /* another process (the estca CLI) may hold the write lock */
+#define ISO8601_LEN sizeof "2024-01-01T00:00:00Z"
+
+/* migrations[i] takes the schema from version i to i + 1 (PRAGMA user_version). Append new
+ * steps; never edit a step that has shipped. */
+static const char *const migrations[] = {
+    "CREATE TABLE certificates ("
+    "  id INTEGER PRIMARY KEY,"
+    "  ca TEXT NOT NULL,"
+    "  label TEXT,"
+    "  serial TEXT NOT NULL,"  /* hex, upper case, as BN_bn2hex and openssl x509 -serial */
+    "  subject TEXT NOT NULL," /* RFC 2253 */
+    "  sans TEXT,"
+    "  not_before TEXT NOT NULL," /* ISO 8601 UTC */
+    "  not_after TEXT NOT NULL,"
+    "  requester TEXT,"
+    "  csr_sha256 TEXT,"
+    "  der BLOB NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'valid',"
+    "  replaces INTEGER NULL REFERENCES certificates(id),"
+    "  issued_at TEXT NOT NULL,"
+    "  UNIQUE (ca, serial)"
+    ");",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
+
+static const char insert_sql[] =
+    "INSERT INTO certificates (ca, label, serial, subject, sans, not_before, not_after,"
+    " requester, csr_sha256, der, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char count_sql[] = "SELECT COUNT(*) FROM certificates";
+
+struct ledger {
+    pthread_mutex_t lock; /* guards db and the statements */
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *insert;
+    sqlite3_stmt *count;
+};
+
+static int sqlite_fail(struct ledger *ledger, estca_reason *why, const char *what)
+{
+    return estca_fail(why, ESTCA_E_LEDGER, "ledger %s: %s: %s", ledger->path, what,
+                      sqlite3_errmsg(ledger->db));
+}
+
+/* ---- opening and the schema ---- */
+
+/* SQLite would create the file 0644; the ledger names requesters, so create it 0600 first.
+ * The -wal and -shm files inherit the database file's mode. */
+static int create_private(const char *path, estca_reason *why)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return ESTCA_OK;
+    }
+    if (errno == EEXIST)
+        return ESTCA_OK;
+    return estca_fail(why, ESTCA_E_LEDGER, "cannot create ledger %s: %s", path, strerror(errno));
+}
+
+static int exec(struct ledger *ledger, const char *sql, estca_reason *why)
+{
+    if (sqlite3_exec(ledger->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sqlite_fail(ledger, why, sql);
+    return ESTCA_OK;
+}
+
+static int query_int(struct ledger *ledger, const char *sql, int *out, estca_reason *why)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(ledger->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(ledger, why, sql);
+    int rc = sqlite3_step(stmt) == SQLITE_ROW ? ESTCA_OK : sqlite_fail(ledger, why, sql);
+    if (rc == ESTCA_OK)
+        *out = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int enable_wal(struct ledger *ledger, estca_reason *why)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(ledger->db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite_fail(ledger, why, "PRAGMA journal_mode");
+    int rc = sqlite3_step(stmt) == SQLITE_ROW ? ESTCA_OK
+                                              : sqlite_fail(ledger, why, "PRAGMA journal_mode");
+    const char *mode = rc == ESTCA_OK ? (const char *)sqlite3_column_text(stmt, 0) : NULL;
+    if (rc == ESTCA_OK && (mode == NULL || strcmp(mode, "wal") != 0))
+        rc = estca_fail(why, ESTCA_E_LEDGER, "ledger %s: cannot use WAL (journal mode %s)",
+                        ledger->path, mode != NULL ? mode : "?");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int migrate_step(struct ledger *ledger, int from, estca_reason *why)
+{
+    char set_version[64];
+    snprintf(set_version, sizeof set_version, "PRAGMA user_version = %d", from + 1);
+    int rc = exec(ledger, "BEGIN IMMEDIATE", why);
+    if (rc != ESTCA_OK)
+        return rc;
+    rc = exec(ledger, migrations[from], why);
+    if (rc == ESTCA_OK)
+        rc = exec(ledger, set_version, why);
+    if (rc == ESTCA_OK)
+        rc = exec(ledger, "COMMIT", why);
+    if (rc != ESTCA_OK)
+        sqlite3_exec(ledger->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Each step runs in its own transaction with the version bump, so a crash leaves the schema
+ * at a known version. Another process migrating at the same time serialises on BEGIN
+ * IMMEDIATE; the version is read again after that. */
+static int migrate(struct ledger *ledger, estca_reason *why)
+{
+    for (;;) {
+        int version = 0;
+        int rc = query_int(ledger, "PRAGMA user_version", &version, why);
+        if (rc != ESTCA_OK)
+            return rc;
+        if (version == SCHEMA_VERSION)
+            return ESTCA_OK;
+        if (version < 0 || version > SCHEMA_VERSION)
+            return estca_fail(why, ESTCA_E_LEDGER,
+                              "ledger %s has schema version %d; this estca knows up to %d",
+                              ledger->path, version, SCHEMA_VERSION);
+        rc = migrate_step(ledger, version, why);
+        if (rc != ESTCA_OK)
+            return rc;
+    }
+}
+
+static int configure(struct ledger *ledger, estca_reason *why)
+{
+    if (sqlite3_busy_timeout(ledger->db, BUSY_TIMEOUT_MS) != SQLITE_OK)
+        return sqlite_fail(ledger, why, "busy_timeout");
+    int rc = enable_wal(ledger, why);
+    if (rc == ESTCA_OK)
+        rc = exec(ledger, "PRAGMA synchronous=FULL", why);
+    if (rc == ESTCA_OK)
+        rc = exec(ledger, "PRAGMA foreign_keys=ON", why);
+    if (rc == ESTCA_OK)
+        rc = migrate(ledger, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    if (sqlite3_prepare_v3(ledger->db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &ledger->insert,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(ledger->db, count_sql, -1, SQLITE_PREPARE_PERSISTENT, &ledger->count,
+                           NULL) != SQLITE_OK)
+        return sqlite_fail(ledger, why, "prepare");
+    return ESTCA_OK;
+}
+
+int ledger_open(const char *path, struct ledger **out, estca_reason *why)
+{
+    *out = NULL;
+    if (path == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_open: no path");
+    int rc = create_private(path, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    struct ledger *ledger = calloc(1, sizeof *ledger);
+    if (ledger == NULL || (ledger->path = strdup(path)) == NULL) {
+        free(ledger);
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    }
+    pthread_mutex_init(&ledger->lock, NULL);
+    /* NOMUTEX: SQLite's own connection mutex would only repeat ours. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &ledger->db, flags, NULL) != SQLITE_OK)
+        rc = ledger->db != NULL ? sqlite_fail(ledger, why, "open")
+                                : estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    else
+        rc = configure(ledger, why);
+    if (rc != ESTCA_OK) {
+        ledger_close(ledger);
+        return rc;
+    }
+    *out = ledger;
+    return ESTCA_OK;
+}
+
+void ledger_close(struct ledger *ledger)
+{
+    if (ledger == NULL)
+        return;
+    sqlite3_finalize(ledger->insert);
+    sqlite3_finalize(ledger->count);
+    sqlite3_close(ledger->db);
+    pthread_mutex_destroy(&ledger->lock);
+    free(ledger->path);
+    free(ledger);
+}
+
+/* ---- one row ---- */
+
+struct row {
+    char *serial;
+    char *subject;
+    char *sans; /* NULL: no subjectAltName */
+    char not_before[ISO8601_LEN];
+    char not_after[ISO8601_LEN];
+    char issued_at[ISO8601_LEN];
+    char csr_sha256[2 * 32 + 1]; /* unused without a CSR */
+    unsigned char *der;
+    int der_len;
+};
+
+static void row_free(struct row *row)
+{
+    OPENSSL_free(row->serial);
+    free(row->subject);
+    free(row->sans);
+    OPENSSL_free(row->der);
+}
+
+/* The BIO's contents as a new C string. */
+static char *bio_to_string(BIO *bio)
+{
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+    return len >= 0 ? strndup(data != NULL ? data : "", (size_t)len) : NULL;
+}
+
+static char *subject_rfc2253(const X509 *cert)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    /* RFC 2253, but UTF-8 kept as is rather than escaped byte by byte. */
+    unsigned long flags = XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB;
+    char *text = NULL;
+    if (bio != NULL && X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, flags) >= 0)
+        text = bio_to_string(bio);
+    BIO_free(bio);
+    return text;
+}
+
+/* "DNS:a.example, IP Address:192.0.2.1", as openssl x509 -text prints them. */
+static int format_sans(const X509 *cert, char **out)
+{
+    *out = NULL;
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    if (names == NULL)
+        return ESTCA_OK;
+    BIO *bio = BIO_new(BIO_s_mem());
+    int ok = bio != NULL;
+    for (int i = 0; ok && i < sk_GENERAL_NAME_num(names); i++) {
+        if (i > 0)
+            ok = BIO_puts(bio, ", ") > 0;
+        ok = ok && GENERAL_NAME_print(bio, sk_GENERAL_NAME_value(names, i)) > 0;
+    }
+    if (ok)
+        ok = (*out = bio_to_string(bio)) != NULL;
+    BIO_free(bio);
+    GENERAL_NAMES_free(names);
+    return ok ? ESTCA_OK : ESTCA_E_NOMEM;
+}
+
+static void format_tm(const struct tm *tm, char out[ISO8601_LEN])
+{
+    strftime(out, ISO8601_LEN, "%Y-%m-%dT%H:%M:%SZ", tm);
+}
+
+static int format_asn1_time(const ASN1_TIME *time, char out[ISO8601_LEN])
+{
+    struct tm tm;
+    if (time == NULL || !ASN1_TIME_to_tm(time, &tm))
+        return ESTCA_E_CRYPTO;
+    format_tm(&tm, out);
+    return ESTCA_OK;
+}
+
+static int hash_csr(const struct ledger_issued *entry, struct row *row)
+{
+    if (entry->csr_der == NULL)
+        return ESTCA_OK;
+    unsigned char digest[32];
+    if (!EVP_Digest(entry->csr_der, entry->csr_der_len, digest, NULL, EVP_sha256(), NULL))
+        return ESTCA_E_CRYPTO;
+    for (size_t i = 0; i < sizeof digest; i++)
+        snprintf(row->csr_sha256 + 2 * i, 3, "%02x", digest[i]);
+    return ESTCA_OK;
+}
+
+static char *serial_hex(const X509 *cert)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    BN_free(bn);
+    return hex;
+}
+
+static int row_prepare(const struct ledger_issued *entry, struct row *row, estca_reason *why)
+{
+    X509 *cert = entry->certificate;
+    time_t now = time(NULL);
+    struct tm now_tm;
+    format_tm(gmtime_r(&now, &now_tm), row->issued_at);
+    row->serial = serial_hex(cert);
+    row->subject = subject_rfc2253(cert);
+    row->der_len = i2d_X509(cert, &row->der);
+    if (row->serial == NULL || row->subject == NULL || row->der_len <= 0)
+        return estca_fail_openssl(why, ESTCA_E_LEDGER, "ledger: cannot encode the certificate");
+    if (format_sans(cert, &row->sans) != ESTCA_OK ||
+        format_asn1_time(X509_get0_notBefore(cert), row->not_before) != ESTCA_OK ||
+        format_asn1_time(X509_get0_notAfter(cert), row->not_after) != ESTCA_OK ||
+        hash_csr(entry, row) != ESTCA_OK)
+        return estca_fail_openssl(why, ESTCA_E_LEDGER, "ledger: cannot describe the certificate");
+    return ESTCA_OK;
+}
+
+/* ---- statements (called with the lock held) ---- */
+
+static int bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+    if (text == NULL)
+        return sqlite3_bind_null(stmt, index);
+    return sqlite3_bind_text(stmt, index, text, -1, SQLITE_STATIC);
+}
+
+static int bind_row(sqlite3_stmt *stmt, const struct ledger_issued *entry, const struct row *row)
+{
+    int rc = SQLITE_OK;
+    int index = 1;
+    const char *texts[] = {
+        entry->ca_name, entry->label,     row->serial,
+        row->subject,   row->sans,        row->not_before,
+        row->not_after, entry->requester, entry->csr_der != NULL ? row->csr_sha256 : NULL};
+    for (size_t i = 0; rc == SQLITE_OK && i < sizeof texts / sizeof *texts; i++)
+        rc = bind_text(stmt, index++, texts[i]);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(stmt, index++, row->der, row->der_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = bind_text(stmt, index++, row->issued_at);
+    return rc;
+}
+
+static int insert_locked(struct ledger *ledger, const struct ledger_issued *entry,
+                         const struct row *row, estca_reason *why)
+{
+    int rc = ESTCA_OK;
+    if (bind_row(ledger->insert, entry, row) != SQLITE_OK)
+        rc = sqlite_fail(ledger, why, "bind");
+    else if (sqlite3_step(ledger->insert) != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(ledger->db) == SQLITE_CONSTRAINT_UNIQUE)
+            rc = estca_fail(why, ESTCA_E_LEDGER,
+                            "ledger %s: serial %s is already recorded "
+                            "for CA %s",
+                            ledger->path, row->serial, entry->ca_name);
+        else
+            rc = sqlite_fail(ledger, why, "insert");
+    }
+    /* The bindings point into row, which the caller frees next. */
+    sqlite3_reset(ledger->insert);
+    sqlite3_clear_bindings(ledger->insert);
+    return rc;
+}
+
+int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
+                         estca_reason *why)
+{
+    if (ledger == NULL || entry == NULL || entry->ca_name == NULL || entry->certificate == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_record_issued: bad arguments");
+    struct row row = {0};
+    int rc = row_prepare(entry, &row, why);
+    if (rc == ESTCA_OK) {
+        pthread_mutex_lock(&ledger->lock);
+        rc = insert_locked(ledger, entry, &row, why);
+        pthread_mutex_unlock(&ledger->lock);
+    }
+    row_free(&row);
+    return rc;
+}
+
+int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why)
+{
+    if (ledger == NULL || out == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_count_issued: bad arguments");
+    pthread_mutex_lock(&ledger->lock);
+    int rc = ESTCA_OK;
+    if (sqlite3_step(ledger->count) == SQLITE_ROW)
+        *out = (long)sqlite3_column_int64(ledger->count, 0);
+    else
+        rc = sqlite_fail(ledger, why, "count");
+    sqlite3_reset(ledger->count);
+    pthread_mutex_unlock(&ledger->lock);
+    return rc;
+}
