@@ -9,10 +9,11 @@ export ESTCA_QUICKSTART_DIR="$T/quickstart"
 start_quickstart() {
     for _ in 1 2 3 4 5; do
         PORT=$((20000 + RANDOM % 30000))
+        rm -f "$T/quickstart.out" # the previous run's listening line must not count
         ESTCA_PORT=$PORT "$ESTCA_SOURCE_DIR/packaging/quickstart.sh" >"$T/quickstart.out" 2>&1 &
         ESTCAD_PID=$!
         for _ in $(seq 1 600); do
-            grep -q 'event=listening' "$T/quickstart.out" && return 0
+            grep -qs 'event=listening' "$T/quickstart.out" && return 0
             kill -0 "$ESTCAD_PID" 2>/dev/null || break
             sleep 0.1
         done
