@@ -7,25 +7,40 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HASH_PREFIX "$y$" /* yescrypt, libxcrypt's default and strongest */
 
+/* A yescrypt check costs about 20 ms of CPU: at that price HTTP Basic alone would hold the
+ * appliance to ~100 enrollments/s on two cores. So a successful check is remembered for
+ * VERIFIED_TTL_SECONDS as HMAC-SHA256(key drawn at load, password): the same password again
+ * costs one HMAC. A wrong password never matches the remembered MAC and pays full price, so
+ * guessing is as slow as before; the password itself is never kept. */
+#define VERIFIED_TTL_SECONDS 300
+
 struct credential {
     char *user;
     char *hash;
+    unsigned char verified_mac[32];
+    time_t verified_until; /* 0: nothing remembered */
 };
 
 struct credentials {
     struct credential *entries;
     size_t n;
     char *dummy_hash; /* checked against for unknown users, so they cost the same */
+    unsigned char mac_key[32];
+    pthread_mutex_t verified_lock; /* guards verified_mac/verified_until of every entry */
 };
 
 static bool is_valid_user(const char *user)
@@ -197,6 +212,10 @@ int credentials_load(const char *path, struct credentials **out, estca_reason *w
     fclose(file);
     if (rc == ESTCA_OK)
         rc = make_dummy_hash(credentials, why);
+    if (rc == ESTCA_OK && RAND_priv_bytes(credentials->mac_key, sizeof credentials->mac_key) != 1)
+        rc = estca_fail_openssl(why, ESTCA_E_CRYPTO, "RAND_priv_bytes");
+    if (rc == ESTCA_OK && pthread_mutex_init(&credentials->verified_lock, NULL) != 0)
+        rc = estca_fail(why, ESTCA_E_NOMEM, "pthread_mutex_init failed");
     if (rc != ESTCA_OK) {
         credentials_free(credentials);
         return rc;
@@ -215,16 +234,56 @@ void credentials_free(struct credentials *credentials)
     }
     free(credentials->entries);
     free(credentials->dummy_hash);
+    pthread_mutex_destroy(&credentials->verified_lock);
+    OPENSSL_cleanse(credentials->mac_key, sizeof credentials->mac_key);
     free(credentials);
 }
 
 /* ---- checking ---- */
+
+static bool password_mac(const struct credentials *credentials, const char *password,
+                         unsigned char mac[32])
+{
+    unsigned int len = 32;
+    return HMAC(EVP_sha256(), credentials->mac_key, sizeof credentials->mac_key,
+                (const unsigned char *)password, strlen(password), mac, &len) != NULL &&
+           len == 32;
+}
+
+/* Whether this password was verified for entry within the last VERIFIED_TTL_SECONDS. */
+static bool recently_verified(const struct credentials *credentials, const struct credential *entry,
+                              const unsigned char mac[32])
+{
+    struct credentials *mutable = (struct credentials *)credentials;
+    pthread_mutex_lock(&mutable->verified_lock);
+    bool hit =
+        entry->verified_until > time(NULL) && CRYPTO_memcmp(entry->verified_mac, mac, 32) == 0;
+    pthread_mutex_unlock(&mutable->verified_lock);
+    return hit;
+}
+
+static void remember_verified(const struct credentials *credentials, const struct credential *entry,
+                              const unsigned char mac[32])
+{
+    struct credentials *mutable = (struct credentials *)credentials;
+    struct credential *slot = (struct credential *)entry;
+    pthread_mutex_lock(&mutable->verified_lock);
+    memcpy(slot->verified_mac, mac, 32);
+    slot->verified_until = time(NULL) + VERIFIED_TTL_SECONDS;
+    pthread_mutex_unlock(&mutable->verified_lock);
+}
 
 int credentials_check(const struct credentials *credentials, const char *user, const char *password)
 {
     if (credentials == NULL || user == NULL || password == NULL)
         return ESTCA_E_AUTH;
     const struct credential *entry = find(credentials, user);
+    unsigned char mac[32];
+    bool have_mac = entry != NULL && password_mac(credentials, password, mac);
+    if (have_mac && recently_verified(credentials, entry, mac)) {
+        OPENSSL_cleanse(mac, sizeof mac);
+        return ESTCA_OK;
+    }
     const char *hash = entry != NULL ? entry->hash : credentials->dummy_hash;
     struct crypt_data *data = OPENSSL_zalloc(sizeof *data);
     if (data == NULL)
@@ -234,7 +293,14 @@ int credentials_check(const struct credentials *credentials, const char *user, c
     bool match =
         computed != NULL && strlen(computed) == len && CRYPTO_memcmp(computed, hash, len) == 0;
     OPENSSL_clear_free(data, sizeof *data); /* it held a copy of the password */
-    return entry != NULL && match ? ESTCA_OK : ESTCA_E_AUTH;
+    if (entry == NULL || !match) {
+        OPENSSL_cleanse(mac, sizeof mac);
+        return ESTCA_E_AUTH;
+    }
+    if (have_mac)
+        remember_verified(credentials, entry, mac);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return ESTCA_OK;
 }
 
 /* ---- updating the file ---- */

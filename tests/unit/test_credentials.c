@@ -94,6 +94,37 @@ Test(credentials, check_right_and_wrong_password)
     credentials_free(credentials);
 }
 
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* A verified password is remembered (one HMAC instead of a yescrypt), but only that password:
+ * a wrong one, or another user's, is still refused after a success. */
+Test(credentials, remembered_success_is_fast_and_only_for_that_password)
+{
+    set_user("alice", "correct horse");
+    set_user("bob", "battery staple");
+    struct credentials *credentials = load();
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    cr_assert_eq(credentials_check(credentials, "alice", "correct horse"), ESTCA_OK);
+    double first = seconds_since(&start);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(credentials_check(credentials, "alice", "correct horse"), ESTCA_OK);
+    double fifty = seconds_since(&start);
+    cr_expect_lt(fifty, first * 5, "50 remembered checks took %.4fs, one full check %.4fs", fifty,
+                 first);
+    cr_expect_eq(credentials_check(credentials, "alice", "correct horsE"), ESTCA_E_AUTH);
+    cr_expect_eq(credentials_check(credentials, "alice", ""), ESTCA_E_AUTH);
+    cr_expect_eq(credentials_check(credentials, "bob", "correct horse"), ESTCA_E_AUTH);
+    cr_expect_eq(credentials_check(credentials, "alice", "correct horse"), ESTCA_OK);
+    credentials_free(credentials);
+}
+
 static double seconds_for(const struct credentials *credentials, const char *user)
 {
     struct timespec start, end;
