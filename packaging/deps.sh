@@ -11,7 +11,7 @@ packages=(
   # the token
   softhsm2 opensc
   # tests and benchmarks
-  libcriterion-dev curl openssl sqlite3 strongswan-pki libstrongswan-extra-plugins wrk
+  libcriterion-dev curl openssl sqlite3 strongswan-pki libstrongswan-standard-plugins libstrongswan-extra-plugins wrk
   libclang-rt-14-dev procps bc
 )
 

@@ -1,0 +1,99 @@
+/* What the files of the EST front share: the server's state, the per-request record that the
+ * handlers fill and the request log reads, and the handlers' entry points. */
+#ifndef ESTCA_EST_INTERNAL_H
+#define ESTCA_EST_INTERNAL_H
+
+#include "core.h"
+#include "est_route.h"
+#include "status.h"
+
+#include <civetweb.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+/* One label's ready /cacerts body; entries are only ever added, and freed with the server. */
+struct est_cacerts_entry {
+    const struct core_label *label;
+    char *body; /* base64 of the certs-only PKCS#7, one line */
+    size_t body_len;
+    struct est_cacerts_entry *next;
+};
+
+struct est_cacerts_cache {
+    pthread_mutex_t lock;
+    struct est_cacerts_entry *entries;
+};
+
+struct est_server {
+    struct mg_context *ctx;
+    SSL_CTX *ssl_ctx;
+    struct ca_core *core;
+    size_t max_body;
+    int port;
+    bool library_initialised;
+    bool cacerts_ready; /* the cache's mutex exists */
+    struct est_cacerts_cache cacerts;
+};
+
+#define EST_REQUESTER_MAX 300
+#define EST_LOG_REASON_MAX 300
+
+/* Whether the request body has been read to its end: decides keep-alive (est_response.c). */
+enum est_body_state {
+    EST_BODY_UNREAD, /* not touched: there may be bytes left on the wire */
+    EST_BODY_READ,   /* read to its end (or there was none) */
+    EST_BODY_EXCESS, /* reading stopped at max_body; the client may still be sending */
+    EST_BODY_BROKEN, /* reading failed (bad framing, time-out, connection lost) */
+};
+
+struct est_request {
+    struct mg_connection *conn;
+    struct est_server *server;
+    const struct mg_request_info *info;
+    struct timespec started;
+    struct est_route route;
+    bool routed;
+    const struct core_label *label;
+    char requester[EST_REQUESTER_MAX]; /* "" until authenticated */
+    enum est_body_state body;
+    bool continue_sent; /* "100 Continue" written */
+    int status;         /* 0 until a response is written */
+    size_t bytes_sent;
+    char reason[EST_LOG_REASON_MAX]; /* for the log line: why the status is not 200 */
+};
+
+/* est_dispatch.c: the CivetWeb begin_request callback; always answers. */
+int est_dispatch(struct mg_connection *conn);
+
+/* est_cacerts.c */
+int est_cacerts_cache_init(struct est_cacerts_cache *cache);
+void est_cacerts_cache_free(struct est_cacerts_cache *cache);
+/* Encodes label's body now (start-up), so a broken CA chain stops the server early. */
+int est_cacerts_prepare(struct est_cacerts_cache *cache, const struct core_label *label,
+                        estca_reason *why);
+void est_cacerts_handle(struct est_request *req);
+
+/* est_body.c: the whole request body within max_body, NUL-terminated, in a new buffer
+ * (caller frees with free). On failure it has answered (400, 413, 417) and returns false. */
+bool est_read_body(struct est_request *req, char **out, size_t *out_len);
+
+/* est_enroll.c */
+void est_enroll_handle(struct est_request *req);
+
+/* est_pkcs7.c: base64 (one line) of a degenerate certs-only SignedData holding certs, in
+ * order. Caller frees *out with OPENSSL_free. */
+int est_certs_only_base64(STACK_OF(X509) *certs, char **out, size_t *out_len, estca_reason *why);
+
+/* est_tls.c */
+int est_tls_context_new(X509 *certificate, STACK_OF(X509) *chain, EVP_PKEY *key, SSL_CTX **out,
+                        estca_reason *why);
+/* CivetWeb init_connection / connection_close callbacks: attach the handshake's SSL* to
+ * the connection (see est_tls.c). */
+int est_tls_on_init_connection(const struct mg_connection *conn, void **conn_data);
+void est_tls_on_connection_close(const struct mg_connection *conn);
+/* The connection's SSL*, or NULL. Valid while the request is being handled. */
+SSL *est_tls_connection_ssl(const struct mg_connection *conn);
+
+#endif

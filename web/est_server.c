@@ -1,0 +1,160 @@
+/* Start-up and shutdown of the EST front: CivetWeb with TLS from our own SSL_CTX, every
+ * request through est_dispatch. */
+#include "est_server.h"
+
+#include "est_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EST_DEFAULT_MAX_BODY 65536
+
+/* CivetWeb's external_ssl_ctx: returning 1 with our context makes CivetWeb use it as is,
+ * without configuring it; CivetWeb calls this again when it frees its context, and 1 then
+ * means "not yours to free" (est_server_stop frees it). */
+static int on_external_ssl_ctx(void **ssl_ctx, void *user_data)
+{
+    struct est_server *server = user_data;
+    *ssl_ctx = server->ssl_ctx;
+    return 1;
+}
+
+/* CivetWeb's own errors (start-up, TLS handshakes, sockets) as log lines. */
+static int on_log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    char clean[512];
+    size_t n = 0;
+    for (; message[n] != '\0' && n + 1 < sizeof clean; n++) {
+        unsigned char c = (unsigned char)message[n];
+        clean[n] = (c < 0x20 || c == 0x7f) ? ' ' : c == '"' ? '\'' : (char)c;
+    }
+    clean[n] = '\0';
+    fprintf(stderr, "event=civetweb message=\"%s\"\n", clean);
+    return 1; /* handled: CivetWeb writes no error log of its own */
+}
+
+/* The "[::1]:8443" or "127.0.0.1:8443" of the configuration as a CivetWeb TLS port. One
+ * address only: CivetWeb would read a comma as a second listener. */
+static int listening_ports(const char *listen, char *out, size_t cap, estca_reason *why)
+{
+    if (listen == NULL || listen[0] == '\0' || strpbrk(listen, ", \t") != NULL)
+        return estca_fail(why, ESTCA_E_CONFIG, "listen must be one host:port, not \"%s\"",
+                          listen != NULL ? listen : "");
+    size_t len = strlen(listen);
+    char last = listen[len - 1];
+    if (last < '0' || last > '9')
+        return estca_fail(why, ESTCA_E_CONFIG, "listen \"%s\" must end with a port", listen);
+    int n = snprintf(out, cap, "%ss", listen);
+    if (n < 0 || (size_t)n >= cap)
+        return estca_fail(why, ESTCA_E_CONFIG, "listen \"%s\" is too long", listen);
+    return ESTCA_OK;
+}
+
+static int start_civetweb(struct est_server *server, const struct est_server_options *options,
+                          estca_reason *why)
+{
+    char ports[300], threads[16], timeout[16];
+    int rc = listening_ports(options->listen, ports, sizeof ports, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    snprintf(threads, sizeof threads, "%d", options->threads > 0 ? options->threads : 50);
+    snprintf(timeout, sizeof timeout, "%d",
+             options->request_timeout_ms > 0 ? options->request_timeout_ms : 30000);
+    /* No document_root: nothing is ever served from the file system. */
+    // clang-format off
+    const char *config[] = {
+        "listening_ports",          ports, /* host:port + "s": TLS */
+        "num_threads",              threads,
+        "request_timeout_ms",       timeout,
+        "enable_keep_alive",        "yes", /* off by default in CivetWeb */
+        "tcp_nodelay",              "1",
+        "enable_directory_listing", "no",
+        NULL,
+    };
+    // clang-format on
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.begin_request = est_dispatch;
+    callbacks.external_ssl_ctx = on_external_ssl_ctx;
+    callbacks.init_connection = est_tls_on_init_connection;
+    callbacks.connection_close = est_tls_on_connection_close;
+    callbacks.log_message = on_log_message;
+    struct mg_init_data init = {
+        .callbacks = &callbacks, .user_data = server, .configuration_options = config};
+    char text[256] = "";
+    struct mg_error_data error = {.text = text, .text_buffer_size = sizeof text};
+    server->ctx = mg_start2(&init, &error);
+    if (server->ctx == NULL)
+        return estca_fail(why, ESTCA_E_IO, "cannot listen on %s: %s", options->listen,
+                          text[0] != '\0' ? text : "CivetWeb failed to start");
+    struct mg_server_port port;
+    if (mg_get_server_ports(server->ctx, 1, &port) != 1)
+        return estca_fail(why, ESTCA_E_IO, "cannot learn the port bound for %s", options->listen);
+    server->port = port.port;
+    return ESTCA_OK;
+}
+
+/* The default label's /cacerts body now, so a broken chain fails the start. */
+static int prepare_cacerts(struct est_server *server, estca_reason *why)
+{
+    if (est_cacerts_cache_init(&server->cacerts) != ESTCA_OK)
+        return estca_fail(why, ESTCA_E_NOMEM, "cannot create the /cacerts cache");
+    server->cacerts_ready = true;
+    const struct core_label *label = core_find_label(server->core, NULL);
+    return label != NULL ? est_cacerts_prepare(&server->cacerts, label, why) : ESTCA_OK;
+}
+
+static int init_library(struct est_server *server, estca_reason *why)
+{
+    unsigned ready = mg_init_library(MG_FEATURES_TLS);
+    server->library_initialised = true;
+    if (!mg_check_feature(MG_FEATURES_TLS) || !(ready & MG_FEATURES_TLS))
+        return estca_fail(why, ESTCA_E_CONFIG, "this CivetWeb build has no TLS support");
+    return ESTCA_OK;
+}
+
+int est_server_start(const struct est_server_options *options, struct ca_core *core,
+                     struct est_server **out, estca_reason *why)
+{
+    *out = NULL;
+    struct est_server *server = calloc(1, sizeof *server);
+    if (server == NULL)
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    server->core = core;
+    server->max_body = options->max_body > 0 ? options->max_body : EST_DEFAULT_MAX_BODY;
+    int rc = init_library(server, why);
+    if (rc == ESTCA_OK)
+        rc = est_tls_context_new(options->tls_certificate, options->tls_chain, options->tls_key,
+                                 &server->ssl_ctx, why);
+    if (rc == ESTCA_OK)
+        rc = prepare_cacerts(server, why);
+    if (rc == ESTCA_OK)
+        rc = start_civetweb(server, options, why);
+    if (rc != ESTCA_OK) {
+        est_server_stop(server);
+        return rc;
+    }
+    *out = server;
+    return ESTCA_OK;
+}
+
+int est_server_port(const struct est_server *server)
+{
+    return server != NULL ? server->port : 0;
+}
+
+void est_server_stop(struct est_server *server)
+{
+    if (server == NULL)
+        return;
+    if (server->ctx != NULL)
+        mg_stop(server->ctx); /* returns once every worker has finished its request */
+    SSL_CTX_free(server->ssl_ctx);
+    if (server->cacerts_ready)
+        est_cacerts_cache_free(&server->cacerts);
+    if (server->library_initialised)
+        mg_exit_library();
+    free(server);
+}
