@@ -104,6 +104,16 @@ const struct core_label *core_find_label(const struct ca_core *core, const char 
     return NULL;
 }
 
+size_t core_label_count(const struct ca_core *core)
+{
+    return core->n_labels;
+}
+
+const struct core_label *core_label_at(const struct ca_core *core, size_t index)
+{
+    return index < core->n_labels ? &core->labels[index] : NULL;
+}
+
 const char *core_label_name(const struct core_label *label)
 {
     return label != NULL ? label->name : NULL;

@@ -16,13 +16,17 @@ struct core_label;
 /* Loads every CA (key on the token, certificate and chain from files, checks that key and
  * certificate match), the labels, the credentials and the ledger. The token must outlive the
  * core. Caller frees with core_free. */
-int core_open(const struct estca_config *config, struct hsm_token *token,
-              struct ca_core **out, estca_reason *why);
+int core_open(const struct estca_config *config, struct hsm_token *token, struct ca_core **out,
+              estca_reason *why);
 void core_free(struct ca_core *core);
 
 /* NULL name: the default label. NULL result: no such label. */
 const struct core_label *core_find_label(const struct ca_core *core, const char *name);
 const char *core_label_name(const struct core_label *label);
+
+/* Every label, for start-up work over all of them: index 0 .. core_label_count() - 1. */
+size_t core_label_count(const struct ca_core *core);
+const struct core_label *core_label_at(const struct ca_core *core, size_t index);
 
 /* The label's CA certificates for /cacerts: the issuing CA first, then up to its root.
  * Borrowed; valid for the core's lifetime. */

@@ -13,17 +13,17 @@
 #include <stdbool.h>
 #include <time.h>
 
-/* One label's ready /cacerts body; entries are only ever added, and freed with the server. */
+/* One label's ready /cacerts body, encoded at start-up. */
 struct est_cacerts_entry {
     const struct core_label *label;
     char *body; /* base64 of the certs-only PKCS#7, one line */
     size_t body_len;
-    struct est_cacerts_entry *next;
 };
 
+/* Every label's entry; read-only once built, so shared by the workers without a lock. */
 struct est_cacerts_cache {
-    pthread_mutex_t lock;
     struct est_cacerts_entry *entries;
+    size_t n;
 };
 
 struct est_server {
@@ -33,7 +33,6 @@ struct est_server {
     size_t max_body;
     int port;
     bool library_initialised;
-    bool cacerts_ready; /* the cache's mutex exists */
     struct est_cacerts_cache cacerts;
 };
 
@@ -67,12 +66,11 @@ struct est_request {
 /* est_dispatch.c: the CivetWeb begin_request callback; always answers. */
 int est_dispatch(struct mg_connection *conn);
 
-/* est_cacerts.c */
-int est_cacerts_cache_init(struct est_cacerts_cache *cache);
+/* est_cacerts.c: encodes every label's body at start-up, so a broken CA chain stops the
+ * server early and no request encodes anything. */
+int est_cacerts_cache_build(struct est_cacerts_cache *cache, const struct ca_core *core,
+                            estca_reason *why);
 void est_cacerts_cache_free(struct est_cacerts_cache *cache);
-/* Encodes label's body now (start-up), so a broken CA chain stops the server early. */
-int est_cacerts_prepare(struct est_cacerts_cache *cache, const struct core_label *label,
-                        estca_reason *why);
 void est_cacerts_handle(struct est_request *req);
 
 /* est_body.c: the whole request body within max_body, NUL-terminated, in a new buffer

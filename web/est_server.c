@@ -96,16 +96,6 @@ static int start_civetweb(struct est_server *server, const struct est_server_opt
     return ESTCA_OK;
 }
 
-/* The default label's /cacerts body now, so a broken chain fails the start. */
-static int prepare_cacerts(struct est_server *server, estca_reason *why)
-{
-    if (est_cacerts_cache_init(&server->cacerts) != ESTCA_OK)
-        return estca_fail(why, ESTCA_E_NOMEM, "cannot create the /cacerts cache");
-    server->cacerts_ready = true;
-    const struct core_label *label = core_find_label(server->core, NULL);
-    return label != NULL ? est_cacerts_prepare(&server->cacerts, label, why) : ESTCA_OK;
-}
-
 static int init_library(struct est_server *server, estca_reason *why)
 {
     unsigned ready = mg_init_library(MG_FEATURES_TLS);
@@ -129,7 +119,7 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
         rc = est_tls_context_new(options->tls_certificate, options->tls_chain, options->tls_key,
                                  &server->ssl_ctx, why);
     if (rc == ESTCA_OK)
-        rc = prepare_cacerts(server, why);
+        rc = est_cacerts_cache_build(&server->cacerts, server->core, why);
     if (rc == ESTCA_OK)
         rc = start_civetweb(server, options, why);
     if (rc != ESTCA_OK) {
@@ -152,8 +142,7 @@ void est_server_stop(struct est_server *server)
     if (server->ctx != NULL)
         mg_stop(server->ctx); /* returns once every worker has finished its request */
     SSL_CTX_free(server->ssl_ctx);
-    if (server->cacerts_ready)
-        est_cacerts_cache_free(&server->cacerts);
+    est_cacerts_cache_free(&server->cacerts);
     if (server->library_initialised)
         mg_exit_library();
     free(server);
