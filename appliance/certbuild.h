@@ -11,28 +11,30 @@
 #include <time.h>
 
 enum certbuild_profile {
-    CERTBUILD_ROOT_CA,     /* CA:TRUE critical, keyCertSign+cRLSign, self-signed */
-    CERTBUILD_ISSUING_CA,  /* CA:TRUE pathlen:0 critical, keyCertSign+cRLSign */
-    CERTBUILD_END_ENTITY,  /* CA:FALSE critical, digitalSignature+keyEncipherment (RSA) or
-                              digitalSignature (EC), EKU clientAuth+serverAuth */
-    CERTBUILD_TLS_SERVER,  /* CA:FALSE critical, digitalSignature(+keyEncipherment), EKU
-                              serverAuth */
+    CERTBUILD_ROOT_CA,    /* CA:TRUE critical, keyCertSign+cRLSign, self-signed */
+    CERTBUILD_ISSUING_CA, /* CA:TRUE pathlen:0 critical, keyCertSign+cRLSign */
+    CERTBUILD_END_ENTITY, /* CA:FALSE critical, digitalSignature+keyEncipherment (RSA) or
+                             digitalSignature (EC), EKU clientAuth+serverAuth */
+    CERTBUILD_TLS_SERVER, /* CA:FALSE critical, digitalSignature(+keyEncipherment), EKU
+                             serverAuth */
 };
 
 struct certbuild_params {
     enum certbuild_profile profile;
     const X509_NAME *subject;
-    EVP_PKEY *subject_key;      /* public half is used */
-    const GENERAL_NAMES *san;   /* NULL: no subjectAltName */
-    X509 *issuer;               /* NULL: self-signed (subject_key must then be private) */
-    EVP_PKEY *issuer_key;       /* signs; may be a token key */
-    const unsigned char *serial;/* big-endian, positive is ensured by the builder */
+    const X509_PUBKEY *subject_public_key; /* copied as encoded, never decoded */
+    const GENERAL_NAMES *san;              /* NULL: no subjectAltName */
+    X509 *issuer;                          /* NULL: self-signed by issuer_key */
+    EVP_PKEY *issuer_key;                  /* signs; may be a token key */
+    const unsigned char *serial;           /* big-endian, positive is ensured by the builder */
     size_t serial_len;
     time_t not_before;
-    time_t not_after;           /* clipped to the issuer's notAfter */
+    time_t not_after; /* clipped to the issuer's notAfter */
 };
 
-/* Always adds subjectKeyIdentifier, and authorityKeyIdentifier (keyid) when issued by
+/* The public key is copied as encoded and not decoded (OpenSSL 3.0's decoders cost more than the
+ * signature): X509_get0_pubkey() on *out is NULL until it is parsed from DER again.
+ * Always adds subjectKeyIdentifier, and authorityKeyIdentifier (keyid) when issued by
  * another certificate. Digest: SHA-256 (SHA-384 for P-384 issuers). Caller frees *out. */
 int certbuild_sign(const struct certbuild_params *params, X509 **out, estca_reason *why);
 

@@ -114,7 +114,7 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
     struct certbuild_params params = {
         .profile = CERTBUILD_END_ENTITY,
         .subject = names->subject,
-        .subject_key = X509_REQ_get0_pubkey(csr),
+        .subject_public_key = X509_REQ_get_X509_PUBKEY(csr),
         .san = names->san,
         .issuer = label->ca->certificate,
         .issuer_key = label->ca->key,

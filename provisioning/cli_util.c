@@ -14,11 +14,20 @@
 int cli_token_option(struct cli_token_options *options, int opt, const char *arg)
 {
     switch (opt) {
-    case 'c': options->config_file = arg; return 1;
-    case 'M': options->module = arg; return 1;
-    case 'T': options->token_uri = arg; return 1;
-    case 'P': options->pin_file = arg; return 1;
-    default: return 0;
+    case 'c':
+        options->config_file = arg;
+        return 1;
+    case 'M':
+        options->module = arg;
+        return 1;
+    case 'T':
+        options->token_uri = arg;
+        return 1;
+    case 'P':
+        options->pin_file = arg;
+        return 1;
+    default:
+        return 0;
     }
 }
 
@@ -49,8 +58,7 @@ static int add_name_entry(X509_NAME *name, char *pair, estca_reason *why)
     if (eq == NULL || eq == pair || eq[1] == '\0')
         return estca_fail(why, ESTCA_E_INVALID, "name component '%s' is not TYPE=value", pair);
     *eq = '\0';
-    if (!X509_NAME_add_entry_by_txt(name, pair, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1,
-                                    0))
+    if (!X509_NAME_add_entry_by_txt(name, pair, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0))
         return estca_fail_openssl(why, ESTCA_E_INVALID, "unknown name attribute '%s'", pair);
     return ESTCA_OK;
 }
@@ -211,25 +219,27 @@ int cli_fail(const struct cli_command *command, const estca_reason *why)
 
 int cli_usage_error(const struct cli_command *command, const char *message)
 {
-    fprintf(stderr, "estca %s: %s (see estca %s --help)\n", command->name, message,
-            command->name);
+    fprintf(stderr, "estca %s: %s (see estca %s --help)\n", command->name, message, command->name);
     return 2;
 }
 
 int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile,
-                         const X509_NAME *subject, const GENERAL_NAMES *san,
-                         EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key, int days,
-                         X509 **out, estca_reason *why)
+                         const X509_NAME *subject, const GENERAL_NAMES *san, EVP_PKEY *subject_key,
+                         X509 *issuer, EVP_PKEY *issuer_key, int days, X509 **out,
+                         estca_reason *why)
 {
     unsigned char serial[16];
     int rc = hsm_random(token, serial, sizeof serial, why);
     if (rc != ESTCA_OK)
         return rc;
     time_t now = time(NULL);
+    X509_PUBKEY *public_key = NULL;
+    if (!X509_PUBKEY_set(&public_key, subject_key))
+        return estca_fail_openssl(why, ESTCA_E_CRYPTO, "encoding the public key");
     struct certbuild_params params = {
         .profile = profile,
         .subject = subject,
-        .subject_key = subject_key,
+        .subject_public_key = public_key,
         .san = san,
         .issuer = issuer,
         .issuer_key = issuer_key,
@@ -238,7 +248,9 @@ int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile
         .not_before = now - 60,
         .not_after = now + (time_t)days * 86400,
     };
-    return certbuild_sign(&params, out, why);
+    rc = certbuild_sign(&params, out, why);
+    X509_PUBKEY_free(public_key);
+    return rc;
 }
 
 int cli_parse_days(const char *text, int *out)

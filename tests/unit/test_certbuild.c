@@ -1,6 +1,7 @@
 /* certbuild_sign with software keys: root -> issuing -> leaf chains that verify, and the
  * extensions, serial and validity each profile promises. */
 #include "certbuild.h"
+#include "der_roundtrip.h"
 
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
@@ -46,10 +47,12 @@ static X509 *build(enum certbuild_profile profile, const char *cn, EVP_PKEY *key
 {
     X509_NAME *subject = name(cn);
     time_t now = time(NULL);
+    X509_PUBKEY *public_key = NULL;
+    cr_assert(X509_PUBKEY_set(&public_key, key));
     struct certbuild_params params = {
         .profile = profile,
         .subject = subject,
-        .subject_key = key,
+        .subject_public_key = public_key,
         .san = san,
         .issuer = issuer,
         .issuer_key = issuer_key,
@@ -61,10 +64,11 @@ static X509 *build(enum certbuild_profile profile, const char *cn, EVP_PKEY *key
     X509 *cert = NULL;
     estca_reason why = {{0}};
     int rc = certbuild_sign(&params, &cert, &why);
+    X509_PUBKEY_free(public_key);
     X509_NAME_free(subject);
     cr_assert_eq(rc, ESTCA_OK, "certbuild_sign: %s", why.text);
     cr_assert_not_null(cert);
-    return cert;
+    return der_roundtrip(cert);
 }
 
 struct chain {
@@ -241,10 +245,12 @@ static X509 *with_serial(const unsigned char *serial, size_t len, int expect_rc)
     EVP_PKEY *key = ec_key("P-256");
     X509_NAME *subject = name("serial");
     time_t now = time(NULL);
+    X509_PUBKEY *public_key = NULL;
+    cr_assert(X509_PUBKEY_set(&public_key, key));
     struct certbuild_params params = {
         .profile = CERTBUILD_ROOT_CA,
         .subject = subject,
-        .subject_key = key,
+        .subject_public_key = public_key,
         .issuer_key = key,
         .serial = serial,
         .serial_len = len,
@@ -254,6 +260,7 @@ static X509 *with_serial(const unsigned char *serial, size_t len, int expect_rc)
     X509 *cert = NULL;
     estca_reason why = {{0}};
     cr_expect_eq(certbuild_sign(&params, &cert, &why), expect_rc, "%s", why.text);
+    X509_PUBKEY_free(public_key);
     X509_NAME_free(subject);
     EVP_PKEY_free(key);
     return cert;
@@ -295,10 +302,12 @@ Test(certbuild, non_root_needs_issuer)
 {
     EVP_PKEY *key = ec_key("P-256");
     X509_NAME *subject = name("x");
+    X509_PUBKEY *public_key = NULL;
+    cr_assert(X509_PUBKEY_set(&public_key, key));
     struct certbuild_params params = {
         .profile = CERTBUILD_END_ENTITY,
         .subject = subject,
-        .subject_key = key,
+        .subject_public_key = public_key,
         .issuer_key = key,
         .serial = default_serial,
         .serial_len = sizeof default_serial,
@@ -307,6 +316,7 @@ Test(certbuild, non_root_needs_issuer)
     };
     X509 *cert = NULL;
     cr_expect_eq(certbuild_sign(&params, &cert, NULL), ESTCA_E_INVALID);
+    X509_PUBKEY_free(public_key);
     cr_expect_null(cert);
     X509_NAME_free(subject);
     EVP_PKEY_free(key);

@@ -4,6 +4,7 @@
 #include "certbuild.h"
 #include "config.h"
 #include "core.h"
+#include "der_roundtrip.h"
 #include "credentials.h"
 #include "keygen.h"
 #include "ledger.h"
@@ -53,10 +54,12 @@ static X509 *sign_ca(enum certbuild_profile profile, const char *cn, EVP_PKEY *k
     unsigned char serial[16];
     cr_assert_eq(hsm_random(f.token, serial, sizeof serial, NULL), ESTCA_OK);
     time_t now = time(NULL);
+    X509_PUBKEY *public_key = NULL;
+    cr_assert(X509_PUBKEY_set(&public_key, key));
     struct certbuild_params params = {
         .profile = profile,
         .subject = subject,
-        .subject_key = key,
+        .subject_public_key = public_key,
         .issuer = issuer,
         .issuer_key = issuer_key,
         .serial = serial,
@@ -67,8 +70,9 @@ static X509 *sign_ca(enum certbuild_profile profile, const char *cn, EVP_PKEY *k
     X509 *cert = NULL;
     estca_reason why = {{0}};
     cr_assert_eq(certbuild_sign(&params, &cert, &why), ESTCA_OK, "%s", why.text);
+    X509_PUBKEY_free(public_key);
     X509_NAME_free(subject);
-    return cert;
+    return der_roundtrip(cert);
 }
 
 static void write_pem(const char *name, X509 *first, X509 *second)
@@ -218,7 +222,10 @@ static int enroll(X509_REQ *csr, X509 **cert, estca_reason *why)
 {
     const struct core_label *label = core_find_label(core, NULL);
     cr_assert_not_null(label);
-    return core_enroll(core, label, csr, "user:alice", cert, why);
+    int rc = core_enroll(core, label, csr, "user:alice", cert, why);
+    if (rc == ESTCA_OK)
+        *cert = der_roundtrip(*cert); /* as the client receives it */
+    return rc;
 }
 
 static long ledger_count(void)

@@ -60,10 +60,12 @@ static X509 *certificate(unsigned long n)
     cr_assert(ASN1_STRING_set(dns, "device.example", -1));
     GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
     sk_GENERAL_NAME_push(san, gn);
+    X509_PUBKEY *public_key = NULL;
+    cr_assert(X509_PUBKEY_set(&public_key, key));
     struct certbuild_params params = {
         .profile = CERTBUILD_ROOT_CA,
         .subject = subject,
-        .subject_key = key,
+        .subject_public_key = public_key,
         .san = san,
         .issuer_key = key,
         .serial = serial,
@@ -74,6 +76,7 @@ static X509 *certificate(unsigned long n)
     X509 *cert = NULL;
     estca_reason why = {{0}};
     cr_assert_eq(certbuild_sign(&params, &cert, &why), ESTCA_OK, "%s", why.text);
+    X509_PUBKEY_free(public_key);
     X509_NAME_free(subject);
     GENERAL_NAMES_free(san);
     return cert;
