@@ -11,6 +11,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,14 @@ struct credentials {
     char *dummy_hash; /* checked against for unknown users, so they cost the same */
     unsigned char mac_key[32];
     pthread_mutex_t verified_lock; /* guards verified_mac/verified_until of every entry */
+    sem_t hashing_slots;           /* bounds the yescrypt computations running at once */
+    bool sync_ready;               /* verified_lock and hashing_slots exist */
 };
+
+/* Each yescrypt computation at libxcrypt's default cost takes 16 MiB and ~20 ms of a core:
+ * with one per worker thread, a flood of wrong passwords would take 32 workers x 16 MiB.
+ * Two at a time keep both cores busy and memory bounded; the rest wait their turn. */
+#define HASHING_SLOTS 2
 
 static bool is_valid_user(const char *user)
 {
@@ -216,6 +224,12 @@ int credentials_load(const char *path, struct credentials **out, estca_reason *w
         rc = estca_fail_openssl(why, ESTCA_E_CRYPTO, "RAND_priv_bytes");
     if (rc == ESTCA_OK && pthread_mutex_init(&credentials->verified_lock, NULL) != 0)
         rc = estca_fail(why, ESTCA_E_NOMEM, "pthread_mutex_init failed");
+    if (rc == ESTCA_OK && sem_init(&credentials->hashing_slots, 0, HASHING_SLOTS) != 0) {
+        pthread_mutex_destroy(&credentials->verified_lock);
+        rc = estca_fail(why, ESTCA_E_NOMEM, "sem_init: %s", strerror(errno));
+    }
+    if (rc == ESTCA_OK)
+        credentials->sync_ready = true;
     if (rc != ESTCA_OK) {
         credentials_free(credentials);
         return rc;
@@ -234,7 +248,10 @@ void credentials_free(struct credentials *credentials)
     }
     free(credentials->entries);
     free(credentials->dummy_hash);
-    pthread_mutex_destroy(&credentials->verified_lock);
+    if (credentials->sync_ready) {
+        pthread_mutex_destroy(&credentials->verified_lock);
+        sem_destroy(&credentials->hashing_slots);
+    }
     OPENSSL_cleanse(credentials->mac_key, sizeof credentials->mac_key);
     free(credentials);
 }
@@ -288,7 +305,11 @@ int credentials_check(const struct credentials *credentials, const char *user, c
     struct crypt_data *data = OPENSSL_zalloc(sizeof *data);
     if (data == NULL)
         return ESTCA_E_AUTH;
+    struct credentials *mutable = (struct credentials *)credentials;
+    while (sem_wait(&mutable->hashing_slots) != 0 && errno == EINTR)
+        ;
     const char *computed = crypt_rn(password, hash, data, sizeof *data);
+    sem_post(&mutable->hashing_slots);
     size_t len = strlen(hash);
     bool match =
         computed != NULL && strlen(computed) == len && CRYPTO_memcmp(computed, hash, len) == 0;

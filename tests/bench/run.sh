@@ -29,9 +29,10 @@ if [ "$smoke" = 0 ]; then
         -DCIVETWEB_SOURCE_CACHE="$root/build/civetweb-src" >/dev/null
     cmake --build "$build" --target estcad estca estca-bench -j"$(nproc)" >/dev/null
 fi
-estcad="$build/appliance/estcad"
-estca="$build/provisioning/estca"
-bench="$build/tests/estca-bench"
+# The test suite names its own binaries (the sanitizer build's, say); otherwise $build's.
+estcad=${ESTCAD:-$build/appliance/estcad}
+estca=${ESTCA:-$build/provisioning/estca}
+bench=${ESTCA_BENCH:-$build/tests/estca-bench}
 cores=$(nproc)
 T=$(mktemp -d "${TMPDIR:-/tmp}/estca-bench.XXXXXX")
 pid=
