@@ -407,3 +407,59 @@ int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why)
     pthread_mutex_unlock(&ledger->lock);
     return rc;
 }
+
+/* ---- reading ---- */
+
+static const char select_sql[] =
+    "SELECT id, ca, label, serial, subject, sans, not_before, not_after, requester, csr_sha256,"
+    " status, issued_at, der FROM certificates WHERE ?1 IS NULL OR serial = upper(?1) ORDER BY id";
+
+static const char *column_text(sqlite3_stmt *stmt, int column)
+{
+    return (const char *)sqlite3_column_text(stmt, column);
+}
+
+static struct ledger_certificate certificate_from_row(sqlite3_stmt *stmt)
+{
+    struct ledger_certificate c = {
+        .id = (long)sqlite3_column_int64(stmt, 0),
+        .ca = column_text(stmt, 1),
+        .label = column_text(stmt, 2),
+        .serial = column_text(stmt, 3),
+        .subject = column_text(stmt, 4),
+        .sans = column_text(stmt, 5),
+        .not_before = column_text(stmt, 6),
+        .not_after = column_text(stmt, 7),
+        .requester = column_text(stmt, 8),
+        .csr_sha256 = column_text(stmt, 9),
+        .status = column_text(stmt, 10),
+        .issued_at = column_text(stmt, 11),
+        .der = sqlite3_column_blob(stmt, 12),
+    };
+    c.der_len = (size_t)sqlite3_column_bytes(stmt, 12);
+    return c;
+}
+
+int ledger_each_issued(struct ledger *ledger, const char *serial,
+                       int (*visit)(const struct ledger_certificate *certificate, void *arg),
+                       void *arg, estca_reason *why)
+{
+    if (ledger == NULL || visit == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_each_issued: bad arguments");
+    pthread_mutex_lock(&ledger->lock);
+    sqlite3_stmt *stmt = NULL;
+    int rc = ESTCA_OK;
+    if (sqlite3_prepare_v2(ledger->db, select_sql, -1, &stmt, NULL) != SQLITE_OK ||
+        (serial != NULL && sqlite3_bind_text(stmt, 1, serial, -1, SQLITE_TRANSIENT) != SQLITE_OK))
+        rc = sqlite_fail(ledger, why, "select");
+    int step = SQLITE_DONE;
+    while (rc == ESTCA_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct ledger_certificate certificate = certificate_from_row(stmt);
+        rc = visit(&certificate, arg);
+    }
+    if (rc == ESTCA_OK && step != SQLITE_DONE)
+        rc = sqlite_fail(ledger, why, "select");
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&ledger->lock);
+    return rc;
+}

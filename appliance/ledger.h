@@ -29,6 +29,31 @@ struct ledger_issued {
 int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
                          estca_reason *why);
 
+/* One certificate as the ledger holds it. Every pointer is valid only during the visit. */
+struct ledger_certificate {
+    long id;
+    const char *ca;
+    const char *label;
+    const char *serial;     /* upper-case hex, as `openssl x509 -serial` prints it */
+    const char *subject;    /* RFC 2253 */
+    const char *sans;       /* NULL: none */
+    const char *not_before; /* ISO 8601 UTC */
+    const char *not_after;
+    const char *requester;
+    const char *csr_sha256;
+    const char *status;
+    const char *issued_at;
+    const unsigned char *der;
+    size_t der_len;
+};
+
+/* Calls visit for every certificate in the order issued, or, with serial non-NULL, for those
+ * with that serial (hex, any case, any CA). A non-zero return from visit stops the walk and
+ * is returned. For the operator's tool: not meant for the request path. */
+int ledger_each_issued(struct ledger *ledger, const char *serial,
+                       int (*visit)(const struct ledger_certificate *certificate, void *arg),
+                       void *arg, estca_reason *why);
+
 /* Number of certificates recorded (for tests and status). */
 int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why);
 

@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang clang-format dpkg-dev
   # libraries
-  libssl-dev libp11-dev libp11-kit-dev libsqlite3-dev libinih-dev libcrypt-dev
+  libssl-dev libp11-dev libp11-kit-dev libsqlite3-dev libinih-dev libcrypt-dev libjansson-dev
   # the token
   softhsm2 opensc
   # tests and benchmarks

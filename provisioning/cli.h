@@ -21,7 +21,8 @@ struct cli_command {
 
 /* Each command file defines one or more of these; estca.c lists them. */
 extern const struct cli_command cmd_token_init, cmd_key_generate, cmd_key_show, cmd_ca_root,
-    cmd_ca_issuing, cmd_tls_certificate, cmd_user_add;
+    cmd_ca_issuing, cmd_tls_certificate, cmd_user_add, cmd_cert_list, cmd_cert_show,
+    cmd_cert_export;
 
 /* Token selection, common to commands that use keys. From --config FILE's [token] section,
  * each field overridable on the command line. */
@@ -33,13 +34,17 @@ struct cli_token_options {
 };
 
 #define CLI_TOKEN_LONG_OPTIONS                                                                     \
-    {"config", required_argument, NULL, 'c'}, {"module", required_argument, NULL, 'M'},           \
-        {"token", required_argument, NULL, 'T'}, {"pin-file", required_argument, NULL, 'P'}
+    {"config", required_argument, NULL, 'c'}, {"module", required_argument, NULL, 'M'},            \
+        {"token", required_argument, NULL, 'T'},                                                   \
+    {                                                                                              \
+        "pin-file", required_argument, NULL, 'P'                                                   \
+    }
 #define CLI_TOKEN_USAGE                                                                            \
     "  -c, --config FILE     take the token settings from FILE's [token] section\n"                \
     "      --module PATH     PKCS#11 module (default " HSM_DEFAULT_MODULE ")\n"                    \
     "      --token URI       RFC 7512 token URI, e.g. pkcs11:token=estca\n"                        \
-    "      --pin-file FILE   user PIN file, mode 0600 (default $CREDENTIALS_DIRECTORY/token-pin)\n"
+    "      --pin-file FILE   user PIN file, mode 0600 (default "                                   \
+    "$CREDENTIALS_DIRECTORY/token-pin)\n"
 
 /* Handles the token option letters c M T P; returns 1 if opt was one of them. */
 int cli_token_option(struct cli_token_options *options, int opt, const char *arg);
@@ -64,9 +69,9 @@ int cli_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *
 /* Signs a certificate for subject_key with issuer_key (issuer NULL: self-signed), a 16-byte
  * serial from the token's RNG, valid from now for days. Caller frees *out. */
 int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile,
-                         const X509_NAME *subject, const GENERAL_NAMES *san,
-                         EVP_PKEY *subject_key, X509 *issuer, EVP_PKEY *issuer_key, int days,
-                         X509 **out, estca_reason *why);
+                         const X509_NAME *subject, const GENERAL_NAMES *san, EVP_PKEY *subject_key,
+                         X509 *issuer, EVP_PKEY *issuer_key, int days, X509 **out,
+                         estca_reason *why);
 
 /* Parses a positive day count. */
 int cli_parse_days(const char *text, int *out);

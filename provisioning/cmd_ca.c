@@ -31,17 +31,30 @@ static int parse_ca_options(const struct cli_command *command, int argc, char **
         if (cli_token_option(&options->token, opt, optarg))
             continue;
         switch (opt) {
-        case 'k': options->key_uri = optarg; break;
-        case 's': options->subject = optarg; break;
-        case 'o': options->out = optarg; break;
-        case 'C': options->chain_out = optarg; break;
-        case 'K': options->issuer_key_uri = optarg; break;
-        case 'R': options->issuer_cert = optarg; break;
+        case 'k':
+            options->key_uri = optarg;
+            break;
+        case 's':
+            options->subject = optarg;
+            break;
+        case 'o':
+            options->out = optarg;
+            break;
+        case 'C':
+            options->chain_out = optarg;
+            break;
+        case 'K':
+            options->issuer_key_uri = optarg;
+            break;
+        case 'R':
+            options->issuer_cert = optarg;
+            break;
         case 'd':
             if (cli_parse_days(optarg, &options->days) != ESTCA_OK)
                 return cli_usage_error(command, "--days takes a whole number from 1 to 36500");
             break;
-        default: return cli_usage_error(command, "unknown option");
+        default:
+            return cli_usage_error(command, "unknown option");
         }
     }
     if (options->key_uri == NULL || options->subject == NULL || options->out == NULL)
@@ -101,8 +114,8 @@ static int sign_issuing(const struct ca_options *options, struct hsm_token *toke
     if (rc == ESTCA_OK && X509_check_private_key(root, root_key) != 1)
         rc = estca_fail_openssl(why, ESTCA_E_INVALID, "--root-key does not match --root-cert");
     if (rc == ESTCA_OK)
-        rc = cli_sign_certificate(token, CERTBUILD_ISSUING_CA, subject, NULL, key, root,
-                                  root_key, options->days, &cert, why);
+        rc = cli_sign_certificate(token, CERTBUILD_ISSUING_CA, subject, NULL, key, root, root_key,
+                                  options->days, &cert, why);
     if (rc == ESTCA_OK)
         rc = cli_write_certificates(options->out, &cert, 1, why);
     if (rc == ESTCA_OK && options->chain_out != NULL) {
@@ -152,7 +165,7 @@ const struct cli_command cmd_ca_issuing = {
              "      --root-key URI    the root key on the token\n"
              "      --root-cert FILE  the root certificate, PEM\n"
              "  -o, --out FILE        the issuing CA certificate, PEM\n"
-             "      --chain-out FILE  also write issuing + root, PEM (the [ca:NAME] chain)\n"
-             CLI_TOKEN_USAGE,
+             "      --chain-out FILE  also write issuing + root, PEM (the [ca:NAME] "
+             "chain)\n" CLI_TOKEN_USAGE,
     .run = run_ca_issuing,
 };

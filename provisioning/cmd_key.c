@@ -17,9 +17,14 @@ static int run_key_generate(int argc, char **argv)
         if (cli_token_option(&token_options, opt, optarg))
             continue;
         switch (opt) {
-        case 'k': key_uri = optarg; break;
-        case 't': type = optarg; break;
-        default: return cli_usage_error(&cmd_key_generate, "unknown option");
+        case 'k':
+            key_uri = optarg;
+            break;
+        case 't':
+            type = optarg;
+            break;
+        default:
+            return cli_usage_error(&cmd_key_generate, "unknown option");
         }
     }
     if (key_uri == NULL)
@@ -40,7 +45,8 @@ const struct cli_command cmd_key_generate = {
     .name = "key generate",
     .summary = "generate a key pair inside the token (sensitive, never extractable)",
     .usage = "  -k, --key URI         the new key, e.g. pkcs11:token=estca;object=issuing-ca\n"
-             "  -t, --type TYPE       rsa:2048 rsa:3072 rsa:4096 ec:P-256 (default) ec:P-384\n" CLI_TOKEN_USAGE,
+             "  -t, --type TYPE       rsa:2048 rsa:3072 rsa:4096 ec:P-256 (default) "
+             "ec:P-384\n" CLI_TOKEN_USAGE,
     .run = run_key_generate,
 };
 

@@ -33,18 +33,31 @@ static int parse_tls_options(int argc, char **argv, struct tls_options *options)
         if (cli_token_option(&options->token, opt, optarg))
             continue;
         switch (opt) {
-        case 'k': options->key_uri = optarg; break;
-        case 's': options->subject = optarg; break;
-        case 'a': options->san = optarg; break;
-        case 'K': options->issuer_key_uri = optarg; break;
-        case 'I': options->issuer_cert = optarg; break;
-        case 'o': options->out = optarg; break;
+        case 'k':
+            options->key_uri = optarg;
+            break;
+        case 's':
+            options->subject = optarg;
+            break;
+        case 'a':
+            options->san = optarg;
+            break;
+        case 'K':
+            options->issuer_key_uri = optarg;
+            break;
+        case 'I':
+            options->issuer_cert = optarg;
+            break;
+        case 'o':
+            options->out = optarg;
+            break;
         case 'd':
             if (cli_parse_days(optarg, &options->days) != ESTCA_OK)
                 return cli_usage_error(&cmd_tls_certificate,
                                        "--days takes a whole number from 1 to 36500");
             break;
-        default: return cli_usage_error(&cmd_tls_certificate, "unknown option");
+        default:
+            return cli_usage_error(&cmd_tls_certificate, "unknown option");
         }
     }
     if (!options->key_uri || !options->subject || !options->san || !options->issuer_key_uri ||
@@ -55,8 +68,7 @@ static int parse_tls_options(int argc, char **argv, struct tls_options *options)
 }
 
 /* The listener sends its certificate and every intermediate, not the self-signed root. */
-static int write_tls_chain(const char *path, X509 *leaf, STACK_OF(X509) *issuers,
-                           estca_reason *why)
+static int write_tls_chain(const char *path, X509 *leaf, STACK_OF(X509) *issuers, estca_reason *why)
 {
     X509 *chain[16] = {leaf};
     size_t n = 1;

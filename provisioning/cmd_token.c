@@ -15,11 +15,20 @@ static int run_token_init(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "l:", long_options, NULL)) != -1) {
         switch (opt) {
-        case 'l': label = optarg; break;
-        case 'M': module = optarg; break;
-        case 'S': so_pin_file = optarg; break;
-        case 'P': pin_file = optarg; break;
-        default: return cli_usage_error(&cmd_token_init, "unknown option");
+        case 'l':
+            label = optarg;
+            break;
+        case 'M':
+            module = optarg;
+            break;
+        case 'S':
+            so_pin_file = optarg;
+            break;
+        case 'P':
+            pin_file = optarg;
+            break;
+        default:
+            return cli_usage_error(&cmd_token_init, "unknown option");
         }
     }
     if (label == NULL || so_pin_file == NULL || pin_file == NULL)
