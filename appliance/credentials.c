@@ -328,24 +328,26 @@ int credentials_check(const struct credentials *credentials, const char *user, c
 
 /* Copies src (may be NULL: no file yet) to dst, with user's line replaced by new_line, or
  * new_line appended if user had none. Comments and other users stay as they were. */
-static int copy_with_user(FILE *src, FILE *dst, const char *user, const char *new_line)
+static int copy_with_user(FILE *src, FILE *dst, const char *user, const char *new_line, bool *found)
 {
     size_t user_len = strlen(user);
     bool written = false;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
+    *found = false;
     while (src != NULL && (len = getline(&line, &cap, src)) >= 0) {
         bool is_user = strncmp(line, user, user_len) == 0 && line[user_len] == ':';
-        if (is_user && written)
-            continue; /* a duplicate line: drop it, as loading would refuse it */
+        *found = *found || is_user;
+        if (is_user && (written || new_line == NULL))
+            continue; /* removed, or a duplicate line, which loading would refuse */
         fputs(is_user ? new_line : line, dst);
         if (!is_user && len > 0 && line[len - 1] != '\n')
             fputc('\n', dst);
         written = written || is_user;
     }
     free(line);
-    if (!written)
+    if (!written && new_line != NULL)
         fputs(new_line, dst);
     return (src != NULL && ferror(src)) || ferror(dst) ? ESTCA_E_IO : ESTCA_OK;
 }
@@ -377,7 +379,7 @@ static void keep_owner(FILE *src, int fd)
 
 /* Writes the new contents to tmp_fd, which it closes. */
 static int write_temporary(const char *path, const char *tmp_path, int tmp_fd, const char *user,
-                           const char *new_line, estca_reason *why)
+                           const char *new_line, bool *found, estca_reason *why)
 {
     FILE *src = fopen(path, "re");
     if (src == NULL && errno != ENOENT)
@@ -391,7 +393,7 @@ static int write_temporary(const char *path, const char *tmp_path, int tmp_fd, c
             fclose(src);
         return estca_fail(why, ESTCA_E_IO, "cannot write %s: %s", tmp_path, strerror(errno));
     }
-    int rc = copy_with_user(src, dst, user, new_line);
+    int rc = copy_with_user(src, dst, user, new_line, found);
     if (src != NULL)
         fclose(src);
     if (fflush(dst) != 0 || fsync(fileno(dst)) != 0)
@@ -403,30 +405,21 @@ static int write_temporary(const char *path, const char *tmp_path, int tmp_fd, c
     return ESTCA_OK;
 }
 
-int credentials_file_set(const char *path, const char *user, const char *hash, estca_reason *why)
+/* Replaces user's line with new_line (NULL: removes it) through a temporary file renamed over
+ * path, so a crash leaves the old file or the new one, never half of one. */
+static int rewrite_file(const char *path, const char *user, const char *new_line, bool *found,
+                        estca_reason *why)
 {
-    if (path == NULL || !is_valid_user(user))
-        return estca_fail(why, ESTCA_E_INVALID,
-                          "a user name must be non-empty, without ':' "
-                          "or line breaks");
-    if (!is_valid_hash(hash))
-        return estca_fail(why, ESTCA_E_INVALID, "not a password hash");
-    char *tmp_path = NULL, *new_line = NULL;
+    char *tmp_path = NULL;
     if (asprintf(&tmp_path, "%s.XXXXXX", path) < 0)
         return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
-    if (asprintf(&new_line, "%s:%s\n", user, hash) < 0) {
-        free(tmp_path);
-        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
-    }
-    int rc = ESTCA_OK;
     int fd = mkostemp(tmp_path, O_CLOEXEC); /* mode 0600 */
     if (fd < 0) {
-        rc = estca_fail(why, ESTCA_E_IO, "cannot create %s: %s", tmp_path, strerror(errno));
+        int rc = estca_fail(why, ESTCA_E_IO, "cannot create %s: %s", tmp_path, strerror(errno));
         free(tmp_path);
-        free(new_line);
         return rc;
     }
-    rc = write_temporary(path, tmp_path, fd, user, new_line, why);
+    int rc = write_temporary(path, tmp_path, fd, user, new_line, found, why);
     if (rc == ESTCA_OK && rename(tmp_path, path) != 0)
         rc = estca_fail(why, ESTCA_E_IO, "cannot replace %s: %s", path, strerror(errno));
     if (rc != ESTCA_OK)
@@ -434,6 +427,43 @@ int credentials_file_set(const char *path, const char *user, const char *hash, e
     if (rc == ESTCA_OK && sync_directory_of(path) != ESTCA_OK)
         rc = estca_fail(why, ESTCA_E_IO, "cannot sync the directory of %s", path);
     free(tmp_path);
+    return rc;
+}
+
+int credentials_file_set(const char *path, const char *user, const char *hash, estca_reason *why)
+{
+    if (path == NULL || !is_valid_user(user))
+        return estca_fail(why, ESTCA_E_INVALID,
+                          "a user name must be non-empty, without ':' or line breaks");
+    if (!is_valid_hash(hash))
+        return estca_fail(why, ESTCA_E_INVALID, "not a password hash");
+    char *new_line = NULL;
+    if (asprintf(&new_line, "%s:%s\n", user, hash) < 0)
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    bool found;
+    int rc = rewrite_file(path, user, new_line, &found, why);
     free(new_line);
+    return rc;
+}
+
+int credentials_file_remove(const char *path, const char *user, estca_reason *why)
+{
+    if (path == NULL || !is_valid_user(user))
+        return estca_fail(why, ESTCA_E_INVALID,
+                          "a user name must be non-empty, without ':' or line breaks");
+    bool found = false;
+    int rc = rewrite_file(path, user, NULL, &found, why);
+    if (rc == ESTCA_OK && !found)
+        rc = estca_fail(why, ESTCA_E_NOT_FOUND, "no user %s in %s", user, path);
+    return rc;
+}
+
+int credentials_file_has(const char *path, const char *user, estca_reason *why)
+{
+    struct credentials *credentials = NULL;
+    int rc = credentials_load(path, &credentials, why);
+    if (rc == ESTCA_OK && find(credentials, user) == NULL)
+        rc = estca_fail(why, ESTCA_E_NOT_FOUND, "no user %s in %s", user, path);
+    credentials_free(credentials);
     return rc;
 }

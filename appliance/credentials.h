@@ -24,7 +24,13 @@ int credentials_hash(const char *password, char *out, size_t cap, estca_reason *
 
 /* Adds or replaces user's line in the file at path (created 0600), atomically (write a
  * temporary file, fsync, rename). */
-int credentials_file_set(const char *path, const char *user, const char *hash,
-                         estca_reason *why);
+int credentials_file_set(const char *path, const char *user, const char *hash, estca_reason *why);
+
+/* Removes user's line from the file, atomically; ESTCA_E_NOT_FOUND if there was none. */
+int credentials_file_remove(const char *path, const char *user, estca_reason *why);
+
+/* ESTCA_OK if the file (loaded and checked as estcad would) has user, else ESTCA_E_NOT_FOUND
+ * or the load error. */
+int credentials_file_has(const char *path, const char *user, estca_reason *why);
 
 #endif

@@ -21,8 +21,8 @@ struct cli_command {
 
 /* Each command file defines one or more of these; estca.c lists them. */
 extern const struct cli_command cmd_token_init, cmd_key_generate, cmd_key_show, cmd_ca_root,
-    cmd_ca_issuing, cmd_tls_certificate, cmd_user_add, cmd_cert_list, cmd_cert_show,
-    cmd_cert_export;
+    cmd_ca_issuing, cmd_tls_certificate, cmd_user_add, cmd_user_passwd, cmd_user_del, cmd_cert_list,
+    cmd_cert_show, cmd_cert_export;
 
 /* Token selection, common to commands that use keys. From --config FILE's [token] section,
  * each field overridable on the command line. */

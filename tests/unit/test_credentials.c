@@ -237,3 +237,27 @@ Test(credentials, file_set_refuses_bad_names)
     cr_expect_eq(credentials_file_set(users, "alice", "plain", NULL), ESTCA_E_INVALID);
     cr_expect_eq(access(users, F_OK), -1, "nothing written");
 }
+
+Test(credentials, file_remove_drops_only_that_user)
+{
+    write_users("# operators\n", 0600);
+    set_user("alice", "alice's password");
+    set_user("bob", "bob's password");
+    estca_reason why = {{0}};
+    cr_assert_eq(credentials_file_has(users, "alice", &why), ESTCA_OK, "%s", why.text);
+    cr_assert_eq(credentials_file_remove(users, "alice", &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(credentials_file_has(users, "alice", NULL), ESTCA_E_NOT_FOUND);
+    cr_expect_eq(credentials_file_remove(users, "alice", NULL), ESTCA_E_NOT_FOUND);
+    cr_expect_eq(credentials_file_remove(users, "bad:name", NULL), ESTCA_E_INVALID);
+    cr_expect_eq(file_mode(), 0600);
+    struct credentials *credentials = load();
+    cr_expect_eq(credentials_check(credentials, "alice", "alice's password"), ESTCA_E_AUTH);
+    cr_expect_eq(credentials_check(credentials, "bob", "bob's password"), ESTCA_OK);
+    credentials_free(credentials);
+    char text[512] = {0};
+    FILE *file = fopen(users, "r");
+    cr_assert_not_null(file);
+    cr_expect_gt(fread(text, 1, sizeof text - 1, file), 0u);
+    fclose(file);
+    cr_expect_not_null(strstr(text, "# operators\n"), "comments survive: %s", text);
+}
