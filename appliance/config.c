@@ -26,38 +26,53 @@ enum section_kind { SECTION_NONE, SECTION_GLOBAL, SECTION_CA, SECTION_LABEL };
 
 /* PATH values are resolved against the configuration file's directory; STRING values
  * (URIs, names, host:port) are kept as written. */
-enum value_kind { VALUE_STRING, VALUE_PATH, VALUE_INT, VALUE_SIZE };
+/* VALUE_ENUM values are one of a fixed list of words, stored as an int: min + the word's index
+ * in choices. */
+enum value_kind { VALUE_STRING, VALUE_PATH, VALUE_INT, VALUE_SIZE, VALUE_ENUM };
 
 struct key_spec {
     const char *section; /* "token", "server", ...; "ca" or "label" for the named ones */
     const char *name;
     enum value_kind kind;
-    size_t offset; /* into struct estca_config, config_ca or config_label */
-    long min, max; /* for numbers; a value outside [min, max] means "not set yet" */
+    size_t offset;              /* into struct estca_config, config_ca or config_label */
+    long min, max;              /* for numbers; a value outside [min, max] means "not set yet" */
+    const char *const *choices; /* VALUE_ENUM: the words, NULL-terminated */
 };
 
 #define GLOBAL(field) offsetof(struct estca_config, field)
 #define CA(field) offsetof(struct config_ca, field)
 #define LABEL(field) offsetof(struct config_label, field)
 
+/* In the order of enum config_csr_key and enum config_csr_hash, from their first set value. */
+static const char *const csr_key_words[] = {"rsa:2048", "rsa:3072", "rsa:4096",
+                                            "ec:P-256", "ec:P-384", NULL};
+static const char *const csr_hash_words[] = {"sha256", "sha384", "sha512", NULL};
+static const char *const yes_no_words[] = {"no", "yes", NULL};
+
 static const struct key_spec key_specs[] = {
-    {"token", "module", VALUE_STRING, GLOBAL(module_path), 0, 0},
-    {"token", "uri", VALUE_STRING, GLOBAL(token_uri), 0, 0},
-    {"token", "pin_file", VALUE_PATH, GLOBAL(pin_file), 0, 0},
-    {"server", "listen", VALUE_STRING, GLOBAL(listen), 0, 0},
-    {"server", "tls_certificate", VALUE_PATH, GLOBAL(tls_certificate_file), 0, 0},
-    {"server", "tls_key", VALUE_STRING, GLOBAL(tls_key_uri), 0, 0},
-    {"server", "threads", VALUE_INT, GLOBAL(threads), 1, 1024},
-    {"server", "max_body", VALUE_SIZE, GLOBAL(max_body), 1024, 64L * 1024 * 1024},
-    {"server", "request_timeout_ms", VALUE_INT, GLOBAL(request_timeout_ms), 100, 3600000},
-    {"server", "default_label", VALUE_STRING, GLOBAL(default_label), 0, 0},
-    {"ledger", "path", VALUE_PATH, GLOBAL(ledger_path), 0, 0},
-    {"auth", "users_file", VALUE_PATH, GLOBAL(users_file), 0, 0},
-    {"ca", "key", VALUE_STRING, CA(key_uri), 0, 0},
-    {"ca", "certificate", VALUE_PATH, CA(certificate_file), 0, 0},
-    {"ca", "chain", VALUE_PATH, CA(chain_file), 0, 0},
-    {"label", "ca", VALUE_STRING, LABEL(ca_name), 0, 0},
-    {"label", "validity_days", VALUE_INT, LABEL(validity_days), 1, 36500},
+    {"token", "module", VALUE_STRING, GLOBAL(module_path), 0, 0, NULL},
+    {"token", "uri", VALUE_STRING, GLOBAL(token_uri), 0, 0, NULL},
+    {"token", "pin_file", VALUE_PATH, GLOBAL(pin_file), 0, 0, NULL},
+    {"server", "listen", VALUE_STRING, GLOBAL(listen), 0, 0, NULL},
+    {"server", "tls_certificate", VALUE_PATH, GLOBAL(tls_certificate_file), 0, 0, NULL},
+    {"server", "tls_key", VALUE_STRING, GLOBAL(tls_key_uri), 0, 0, NULL},
+    {"server", "threads", VALUE_INT, GLOBAL(threads), 1, 1024, NULL},
+    {"server", "max_body", VALUE_SIZE, GLOBAL(max_body), 1024, 64L * 1024 * 1024, NULL},
+    {"server", "request_timeout_ms", VALUE_INT, GLOBAL(request_timeout_ms), 100, 3600000, NULL},
+    {"server", "default_label", VALUE_STRING, GLOBAL(default_label), 0, 0, NULL},
+    {"ledger", "path", VALUE_PATH, GLOBAL(ledger_path), 0, 0, NULL},
+    {"auth", "users_file", VALUE_PATH, GLOBAL(users_file), 0, 0, NULL},
+    {"ca", "key", VALUE_STRING, CA(key_uri), 0, 0, NULL},
+    {"ca", "certificate", VALUE_PATH, CA(certificate_file), 0, 0, NULL},
+    {"ca", "chain", VALUE_PATH, CA(chain_file), 0, 0, NULL},
+    {"label", "ca", VALUE_STRING, LABEL(ca_name), 0, 0, NULL},
+    {"label", "validity_days", VALUE_INT, LABEL(validity_days), 1, 36500, NULL},
+    {"label", "csr_key_type", VALUE_ENUM, LABEL(csr_key_type), CONFIG_CSR_KEY_RSA_2048,
+     CONFIG_CSR_KEY_EC_P384, csr_key_words},
+    {"label", "csr_hash", VALUE_ENUM, LABEL(csr_hash), CONFIG_CSR_HASH_SHA256,
+     CONFIG_CSR_HASH_SHA512, csr_hash_words},
+    {"label", "csr_require_challenge_password", VALUE_ENUM, LABEL(csr_require_challenge_password),
+     0, 1, yes_no_words},
 };
 
 static const char *const global_sections[] = {"token", "server", "ledger", "auth"};
@@ -155,6 +170,10 @@ static int open_label_section(struct parse_state *state, const char *name)
     if ((label->name = strdup(name)) == NULL)
         return parse_fail(state, ESTCA_E_NOMEM, "out of memory");
     config->n_labels++;
+    /* Outside every range: "not set yet" (apply_defaults). */
+    label->csr_key_type = -1;
+    label->csr_hash = -1;
+    label->csr_require_challenge_password = -1;
     state->section_base = label;
     return 1;
 }
@@ -294,6 +313,28 @@ static int set_number(struct parse_state *state, void *field, const struct key_s
     return 1;
 }
 
+static int set_enum(struct parse_state *state, int *field, const struct key_spec *spec,
+                    const char *value)
+{
+    if (*field >= spec->min && *field <= spec->max)
+        return parse_fail(state, ESTCA_E_CONFIG, "duplicate key '%s' in [%s]", spec->name,
+                          state->section);
+    for (size_t i = 0; spec->choices[i] != NULL; i++) {
+        if (strcmp(value, spec->choices[i]) == 0) {
+            *field = (int)spec->min + (int)i;
+            return 1;
+        }
+    }
+    char words[128] = "";
+    for (size_t i = 0, used = 0; spec->choices[i] != NULL && used < sizeof words; i++) {
+        int n = snprintf(words + used, sizeof words - used, "%s%s", i > 0 ? ", " : "",
+                         spec->choices[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return parse_fail(state, ESTCA_E_CONFIG, "'%s' must be one of %s, not '%s'", spec->name, words,
+                      value);
+}
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     (void)section; /* known already from the header line, see read_line */
@@ -308,6 +349,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
     void *field = (char *)state->section_base + spec->offset;
     if (spec->kind == VALUE_STRING || spec->kind == VALUE_PATH)
         return set_string(state, field, spec, value);
+    if (spec->kind == VALUE_ENUM)
+        return set_enum(state, field, spec, value);
     return set_number(state, field, spec, value);
 }
 
@@ -329,8 +372,15 @@ static int apply_defaults(struct estca_config *config)
     if (config->request_timeout_ms < 1)
         config->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     for (size_t i = 0; i < config->n_labels; i++) {
-        if (config->labels[i].validity_days < 1)
-            config->labels[i].validity_days = DEFAULT_VALIDITY_DAYS;
+        struct config_label *label = &config->labels[i];
+        if (label->validity_days < 1)
+            label->validity_days = DEFAULT_VALIDITY_DAYS;
+        if (label->csr_key_type < 0)
+            label->csr_key_type = CONFIG_CSR_KEY_NONE;
+        if (label->csr_hash < 0)
+            label->csr_hash = CONFIG_CSR_HASH_NONE;
+        if (label->csr_require_challenge_password < 0)
+            label->csr_require_challenge_password = 0;
     }
     if (config->default_label == NULL && config->n_labels == 1 &&
         set_default_string(&config->default_label, config->labels[0].name) != ESTCA_OK)

@@ -10,7 +10,9 @@
  *   [auth]     users_file
  *   [ca:NAME]  key (PKCS#11 URI), certificate (PEM), chain (PEM up to the root; may start
  *              with the CA certificate itself)
- *   [label:NAME] ca, validity_days
+ *   [label:NAME] ca, validity_days, csr_key_type (rsa:2048 rsa:3072 rsa:4096 ec:P-256
+ *              ec:P-384), csr_hash (sha256 sha384 sha512), csr_require_challenge_password
+ *              (yes/no): what /csrattrs advertises (RFC 8951 §4); csr_key_type is enforced
  */
 #ifndef ESTCA_CONFIG_H
 #define ESTCA_CONFIG_H
@@ -27,10 +29,30 @@ struct config_ca {
                          it is skipped). NULL: the CA certificate is self-signed (a root) */
 };
 
+/* A label's CSR requirements, as /csrattrs advertises them. NONE: not constrained. */
+enum config_csr_key {
+    CONFIG_CSR_KEY_NONE,
+    CONFIG_CSR_KEY_RSA_2048,
+    CONFIG_CSR_KEY_RSA_3072,
+    CONFIG_CSR_KEY_RSA_4096,
+    CONFIG_CSR_KEY_EC_P256,
+    CONFIG_CSR_KEY_EC_P384,
+};
+
+enum config_csr_hash {
+    CONFIG_CSR_HASH_NONE,
+    CONFIG_CSR_HASH_SHA256,
+    CONFIG_CSR_HASH_SHA384,
+    CONFIG_CSR_HASH_SHA512,
+};
+
 struct config_label {
     char *name;
     char *ca_name;
     int validity_days;
+    int csr_key_type;                   /* enum config_csr_key */
+    int csr_hash;                       /* enum config_csr_hash */
+    int csr_require_challenge_password; /* 0 or 1 */
 };
 
 struct estca_config {
@@ -63,7 +85,6 @@ int config_load(const char *path, struct estca_config **out, estca_reason *why);
 void config_free(struct estca_config *config);
 
 const struct config_ca *config_find_ca(const struct estca_config *config, const char *name);
-const struct config_label *config_find_label(const struct estca_config *config,
-                                             const char *name);
+const struct config_label *config_find_label(const struct estca_config *config, const char *name);
 
 #endif

@@ -2,6 +2,7 @@
  * and checked in core_open; afterwards the core is immutable, so many threads may use it. */
 #include "core_internal.h"
 
+#include <openssl/obj_mac.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,43 @@ static int load_cas(struct ca_core *core, const struct estca_config *config, est
     return ESTCA_OK;
 }
 
+static void csr_attrs_from_config(const struct config_label *source, struct core_csr_attrs *out)
+{
+    static const int rsa_bits[] = {
+        [CONFIG_CSR_KEY_RSA_2048] = 2048,
+        [CONFIG_CSR_KEY_RSA_3072] = 3072,
+        [CONFIG_CSR_KEY_RSA_4096] = 4096,
+    };
+    static const int hash_nids[] = {
+        [CONFIG_CSR_HASH_NONE] = NID_undef,
+        [CONFIG_CSR_HASH_SHA256] = NID_sha256,
+        [CONFIG_CSR_HASH_SHA384] = NID_sha384,
+        [CONFIG_CSR_HASH_SHA512] = NID_sha512,
+    };
+    *out = (struct core_csr_attrs){.key_algorithm = CORE_CSR_KEY_ANY, .hash_nid = NID_undef};
+    switch (source->csr_key_type) {
+    case CONFIG_CSR_KEY_RSA_2048:
+    case CONFIG_CSR_KEY_RSA_3072:
+    case CONFIG_CSR_KEY_RSA_4096:
+        out->key_algorithm = CORE_CSR_KEY_RSA;
+        out->rsa_bits = rsa_bits[source->csr_key_type];
+        break;
+    case CONFIG_CSR_KEY_EC_P256:
+        out->key_algorithm = CORE_CSR_KEY_EC;
+        out->ec_curve_nid = NID_X9_62_prime256v1;
+        break;
+    case CONFIG_CSR_KEY_EC_P384:
+        out->key_algorithm = CORE_CSR_KEY_EC;
+        out->ec_curve_nid = NID_secp384r1;
+        break;
+    default:
+        break;
+    }
+    if (source->csr_hash > 0 && source->csr_hash <= CONFIG_CSR_HASH_SHA512)
+        out->hash_nid = hash_nids[source->csr_hash];
+    out->challenge_password = source->csr_require_challenge_password == 1;
+}
+
 static int load_labels(struct ca_core *core, const struct estca_config *config, estca_reason *why)
 {
     core->labels = calloc(config->n_labels, sizeof *core->labels);
@@ -45,6 +83,7 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
             return estca_fail(why, ESTCA_E_CONFIG, "[label:%s]: no CA %s", source->name,
                               source->ca_name);
         label->validity_days = source->validity_days;
+        csr_attrs_from_config(source, &label->csr_attrs);
         if (config->default_label != NULL && strcmp(label->name, config->default_label) == 0)
             core->default_label = label;
     }
@@ -122,6 +161,20 @@ const char *core_label_name(const struct core_label *label)
 STACK_OF(X509) *core_label_ca_certificates(const struct core_label *label)
 {
     return label != NULL ? label->ca->chain : NULL;
+}
+
+void core_label_csr_attrs(const struct core_label *label, struct core_csr_attrs *out)
+{
+    if (label == NULL)
+        *out = (struct core_csr_attrs){.key_algorithm = CORE_CSR_KEY_ANY, .hash_nid = NID_undef};
+    else
+        *out = label->csr_attrs;
+}
+
+bool core_csr_attrs_any(const struct core_csr_attrs *attrs)
+{
+    return attrs->key_algorithm != CORE_CSR_KEY_ANY || attrs->hash_nid != NID_undef ||
+           attrs->challenge_password;
 }
 
 int core_check_password(const struct ca_core *core, const char *user, const char *password)

@@ -9,6 +9,7 @@
 #include "token.h"
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 
 struct ca_core;
 struct core_label;
@@ -32,12 +33,35 @@ const struct core_label *core_label_at(const struct ca_core *core, size_t index)
  * Borrowed; valid for the core's lifetime. */
 STACK_OF(X509) *core_label_ca_certificates(const struct core_label *label);
 
+/* What a label requires of a CSR (RFC 8951 §4), for /csrattrs to advertise. Not DER: the
+ * encoding is the EST front's business. */
+enum core_csr_key_algorithm {
+    CORE_CSR_KEY_ANY, /* not constrained (beyond the base policy: RSA >= 2048, P-256, P-384) */
+    CORE_CSR_KEY_RSA,
+    CORE_CSR_KEY_EC,
+};
+
+struct core_csr_attrs {
+    enum core_csr_key_algorithm key_algorithm;
+    int rsa_bits;            /* CORE_CSR_KEY_RSA: exactly this modulus size (enforced) */
+    int ec_curve_nid;        /* CORE_CSR_KEY_EC: NID_X9_62_prime256v1 or NID_secp384r1 */
+    int hash_nid;            /* NID_sha256, NID_sha384, NID_sha512; NID_undef: any */
+    bool challenge_password; /* advertised only: not verified yet */
+};
+
+/* Fills *out with label's CSR requirements. */
+void core_label_csr_attrs(const struct core_label *label, struct core_csr_attrs *out);
+
+/* Whether attrs asks for anything at all (false: /csrattrs has nothing to list). */
+bool core_csr_attrs_any(const struct core_csr_attrs *attrs);
+
 /* ESTCA_OK or ESTCA_E_AUTH. */
 int core_check_password(const struct ca_core *core, const char *user, const char *password);
 
 /* Issues a certificate for csr under label: verifies the CSR signature (proof of possession),
  * applies the label's profile (subject and subjectAltName from the CSR, CA:FALSE, fixed key
- * usage and EKU, validity bounded by the CA's), draws a 16-byte serial from the token,
+ * usage and EKU, validity bounded by the CA's; the key type and size the label's csr_key_type
+ * names, if any), draws a 16-byte serial from the token,
  * signs on the token, and commits to the ledger before returning.
  * requester is the authenticated identity ("user:alice"). Caller frees *out.
  * Errors: ESTCA_E_INVALID (bad CSR), ESTCA_E_POLICY, ESTCA_E_UNAVAILABLE (token),

@@ -23,6 +23,7 @@ struct core_label {
     char *name;
     const struct ca_instance *ca;
     int validity_days;
+    struct core_csr_attrs csr_attrs;
 };
 
 struct ca_core {

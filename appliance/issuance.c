@@ -69,6 +69,43 @@ static int check_key_policy(X509_REQ *csr, estca_reason *why)
     }
 }
 
+static int curve_nid(EVP_PKEY *key)
+{
+    char curve[64];
+    if (!EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve,
+                                        NULL)) {
+        ERR_clear_error();
+        return NID_undef;
+    }
+    int nid = OBJ_sn2nid(curve);
+    return nid != NID_undef ? nid : EC_curve_nist2nid(curve);
+}
+
+/* The label's csr_key_type, which /csrattrs advertises, as a rule: after check_key_policy. */
+static int check_label_key(const struct core_label *label, X509_REQ *csr, estca_reason *why)
+{
+    const struct core_csr_attrs *want = &label->csr_attrs;
+    EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
+    int type = EVP_PKEY_get_base_id(key);
+    switch (want->key_algorithm) {
+    case CORE_CSR_KEY_ANY:
+        return ESTCA_OK;
+    case CORE_CSR_KEY_RSA:
+        if (type != EVP_PKEY_RSA || EVP_PKEY_get_bits(key) != want->rsa_bits)
+            return estca_fail(why, ESTCA_E_POLICY, "label %s requires an RSA %d-bit key, not %s %d",
+                              label->name, want->rsa_bits, OBJ_nid2sn(type),
+                              EVP_PKEY_get_bits(key));
+        return ESTCA_OK;
+    case CORE_CSR_KEY_EC:
+        if (type != EVP_PKEY_EC || curve_nid(key) != want->ec_curve_nid)
+            return estca_fail(why, ESTCA_E_POLICY, "label %s requires an EC %s key, not %s",
+                              label->name, EC_curve_nid2nist(want->ec_curve_nid),
+                              type == EVP_PKEY_EC ? OBJ_nid2sn(curve_nid(key)) : OBJ_nid2sn(type));
+        return ESTCA_OK;
+    }
+    return estca_fail(why, ESTCA_E_POLICY, "label %s: unknown key requirement", label->name);
+}
+
 /* The subjectAltName of the CSR's extension request; every other requested extension is
  * ignored (the profile decides them). */
 static int requested_san(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why)
@@ -157,6 +194,8 @@ int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *
     int rc = verify_signature(csr, why);
     if (rc == ESTCA_OK)
         rc = check_key_policy(csr, why);
+    if (rc == ESTCA_OK)
+        rc = check_label_key(label, csr, why);
     struct requested_names names = {0};
     if (rc == ESTCA_OK)
         rc = requested_names(csr, &names, why);

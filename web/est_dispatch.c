@@ -35,12 +35,9 @@ static void route_and_handle(struct est_request *req)
     case EST_OP_SIMPLEENROLL:
         est_enroll_handle(req);
         return;
-    case EST_OP_CSRATTRS: {
-        /* RFC 8951 §4: 204 = no attributes are required. */
-        struct est_response none = {.status = 204};
-        est_respond(req, &none);
+    case EST_OP_CSRATTRS:
+        est_csrattrs_handle(req);
         return;
-    }
     case EST_OP_SIMPLEREENROLL:
     case EST_OP_SERVERKEYGEN:
     case EST_OP_FULLCMC:

@@ -26,6 +26,18 @@ struct est_cacerts_cache {
     size_t n;
 };
 
+/* One label's ready /csrattrs body, encoded at start-up; body NULL: nothing required (204). */
+struct est_csrattrs_entry {
+    const struct core_label *label;
+    char *body; /* base64 of the DER CsrAttrs, one line */
+    size_t body_len;
+};
+
+struct est_csrattrs_cache {
+    struct est_csrattrs_entry *entries;
+    size_t n;
+};
+
 struct est_server {
     struct mg_context *ctx;
     SSL_CTX *ssl_ctx;
@@ -34,6 +46,7 @@ struct est_server {
     int port;
     bool library_initialised;
     struct est_cacerts_cache cacerts;
+    struct est_csrattrs_cache csrattrs;
 };
 
 #define EST_REQUESTER_MAX 300
@@ -72,6 +85,19 @@ int est_cacerts_cache_build(struct est_cacerts_cache *cache, const struct ca_cor
                             estca_reason *why);
 void est_cacerts_cache_free(struct est_cacerts_cache *cache);
 void est_cacerts_handle(struct est_request *req);
+
+/* est_csrattrs.c: the DER CsrAttrs (RFC 8951 §4) for want, even when it asks for nothing
+ * (an empty SEQUENCE). Caller frees *out with OPENSSL_free. */
+int est_csrattrs_der(const struct core_csr_attrs *want, unsigned char **out, size_t *out_len,
+                     estca_reason *why);
+/* Its base64, one line; *out NULL when want asks for nothing (then the answer is 204).
+ * Caller frees *out with OPENSSL_free. */
+int est_csrattrs_base64(const struct core_csr_attrs *want, char **out, size_t *out_len,
+                        estca_reason *why);
+int est_csrattrs_cache_build(struct est_csrattrs_cache *cache, const struct ca_core *core,
+                             estca_reason *why);
+void est_csrattrs_cache_free(struct est_csrattrs_cache *cache);
+void est_csrattrs_handle(struct est_request *req);
 
 /* est_body.c: the whole request body within max_body, NUL-terminated, in a new buffer
  * (caller frees with free). On failure it has answered (400, 413, 417) and returns false. */

@@ -121,6 +121,8 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
     if (rc == ESTCA_OK)
         rc = est_cacerts_cache_build(&server->cacerts, server->core, why);
     if (rc == ESTCA_OK)
+        rc = est_csrattrs_cache_build(&server->csrattrs, server->core, why);
+    if (rc == ESTCA_OK)
         rc = start_civetweb(server, options, why);
     if (rc != ESTCA_OK) {
         est_server_stop(server);
@@ -143,6 +145,7 @@ void est_server_stop(struct est_server *server)
         mg_stop(server->ctx); /* returns once every worker has finished its request */
     SSL_CTX_free(server->ssl_ctx);
     est_cacerts_cache_free(&server->cacerts);
+    est_csrattrs_cache_free(&server->csrattrs);
     if (server->library_initialised)
         mg_exit_library();
     free(server);

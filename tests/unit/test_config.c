@@ -138,6 +138,9 @@ Test(config, defaults)
     cr_expect_eq(config->request_timeout_ms, 30000);
     cr_expect_str_eq(config->default_label, "default"); /* the only label */
     cr_expect_eq(config->labels[0].validity_days, 365);
+    cr_expect_eq(config->labels[0].csr_key_type, CONFIG_CSR_KEY_NONE);
+    cr_expect_eq(config->labels[0].csr_hash, CONFIG_CSR_HASH_NONE);
+    cr_expect_eq(config->labels[0].csr_require_challenge_password, 0);
     expect_path(config->tls_certificate_file, "tls.pem");
     config_free(config);
 }
@@ -208,6 +211,69 @@ Test(config, number_out_of_range)
     expect_refused(TOKEN "[server]\nthreads = 0\n", "estca.conf:4", "'threads'", NULL);
     expect_refused(MINIMAL "[label:x]\nca = issuing\nvalidity_days = 12x\n", "'validity_days'",
                    NULL);
+}
+
+static const struct config_label *load_label(const char *keys, struct estca_config **config)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", MINIMAL, keys);
+    estca_reason why = {{0}};
+    cr_assert_eq(load_text(text, config, &why), ESTCA_OK, "%s", why.text);
+    return &(*config)->labels[0];
+}
+
+Test(config, csr_attributes)
+{
+    static const struct {
+        const char *word;
+        int value;
+    } keys[] = {{"rsa:2048", CONFIG_CSR_KEY_RSA_2048},
+                {"rsa:3072", CONFIG_CSR_KEY_RSA_3072},
+                {"rsa:4096", CONFIG_CSR_KEY_RSA_4096},
+                {"ec:P-256", CONFIG_CSR_KEY_EC_P256},
+                {"ec:P-384", CONFIG_CSR_KEY_EC_P384}},
+      hashes[] = {{"sha256", CONFIG_CSR_HASH_SHA256},
+                  {"sha384", CONFIG_CSR_HASH_SHA384},
+                  {"sha512", CONFIG_CSR_HASH_SHA512}};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "csr_key_type = %s\ncsr_hash = %s\n", keys[i].word,
+                 hashes[i % 3].word);
+        struct estca_config *config = NULL;
+        const struct config_label *label = load_label(line, &config);
+        cr_expect_eq(label->csr_key_type, keys[i].value, "%s", keys[i].word);
+        cr_expect_eq(label->csr_hash, hashes[i % 3].value, "%s", hashes[i % 3].word);
+        cr_expect_eq(label->csr_require_challenge_password, 0);
+        config_free(config);
+    }
+    struct estca_config *config = NULL;
+    cr_expect_eq(load_label("csr_require_challenge_password = yes\n", &config)
+                     ->csr_require_challenge_password,
+                 1);
+    config_free(config);
+    cr_expect_eq(load_label("csr_require_challenge_password = no\n", &config)
+                     ->csr_require_challenge_password,
+                 0);
+    config_free(config);
+}
+
+Test(config, csr_attributes_refused)
+{
+    expect_refused(MINIMAL "csr_key_type = rsa:1024\n", "estca.conf:13", "'csr_key_type'",
+                   "rsa:2048, rsa:3072, rsa:4096, ec:P-256, ec:P-384", "'rsa:1024'", NULL);
+    expect_refused(MINIMAL "validity_days = 5\ncsr_key_type = ec:p-256\n", "estca.conf:14",
+                   "'csr_key_type'", NULL);
+    expect_refused(MINIMAL "csr_hash = sha1\n", "estca.conf:13", "'csr_hash'",
+                   "sha256, sha384, sha512", NULL);
+    expect_refused(MINIMAL "csr_require_challenge_password = true\n", "estca.conf:13",
+                   "'csr_require_challenge_password' must be one of no, yes", NULL);
+    expect_refused(MINIMAL "csr_hash = sha256\ncsr_hash = sha384\n", "estca.conf:14",
+                   "duplicate key 'csr_hash'", NULL);
+    expect_refused(MINIMAL "csr_require_challenge_password = no\n"
+                           "csr_require_challenge_password = no\n",
+                   "estca.conf:14", "duplicate key", NULL);
+    expect_refused(TOKEN "[server]\ncsr_hash = sha256\n", "estca.conf:4",
+                   "unknown key 'csr_hash' in [server]", NULL);
 }
 
 Test(config, label_without_ca_section)

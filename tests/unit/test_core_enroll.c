@@ -475,3 +475,67 @@ Test(core_open, root_alone_is_a_ca)
     open_core();
     cr_expect_eq(sk_X509_num(core_label_ca_certificates(core_find_label(core, NULL))), 1);
 }
+
+/* ---- the label's csr_key_type, as /csrattrs advertises it, is also enforced ---- */
+
+static int enroll_key(EVP_PKEY *key, estca_reason *why)
+{
+    X509_REQ *csr = make_csr(key, key, "device", NULL);
+    X509 *cert = NULL;
+    int rc = enroll(csr, &cert, why);
+    X509_free(cert);
+    X509_REQ_free(csr);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+Test(core_open, csr_key_type_ec_is_enforced)
+{
+    config->labels[0].csr_key_type = CONFIG_CSR_KEY_EC_P384;
+    config->labels[0].csr_hash = CONFIG_CSR_HASH_SHA384;
+    open_core();
+    struct core_csr_attrs attrs;
+    core_label_csr_attrs(core_find_label(core, NULL), &attrs);
+    cr_expect_eq(attrs.key_algorithm, CORE_CSR_KEY_EC);
+    cr_expect_eq(attrs.ec_curve_nid, NID_secp384r1);
+    cr_expect_eq(attrs.hash_nid, NID_sha384);
+    cr_expect_not(attrs.challenge_password);
+    cr_expect(core_csr_attrs_any(&attrs));
+    estca_reason why = {{0}};
+    cr_expect_eq(enroll_key(EVP_EC_gen("P-384"), &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(enroll_key(EVP_EC_gen("P-256"), &why), ESTCA_E_POLICY);
+    cr_expect_not_null(strstr(why.text, "requires an EC P-384 key"), "%s", why.text);
+    cr_expect_eq(enroll_key(EVP_RSA_gen(2048), &why), ESTCA_E_POLICY);
+    cr_expect_eq(ledger_count(), 1);
+}
+
+Test(core_open, csr_key_type_rsa_is_enforced)
+{
+    config->labels[0].csr_key_type = CONFIG_CSR_KEY_RSA_3072;
+    config->labels[0].csr_require_challenge_password = 1;
+    open_core();
+    struct core_csr_attrs attrs;
+    core_label_csr_attrs(core_find_label(core, NULL), &attrs);
+    cr_expect_eq(attrs.key_algorithm, CORE_CSR_KEY_RSA);
+    cr_expect_eq(attrs.rsa_bits, 3072);
+    cr_expect_eq(attrs.hash_nid, NID_undef);
+    cr_expect(attrs.challenge_password);
+    estca_reason why = {{0}};
+    cr_expect_eq(enroll_key(EVP_RSA_gen(3072), &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(enroll_key(EVP_RSA_gen(2048), &why), ESTCA_E_POLICY);
+    cr_expect_not_null(strstr(why.text, "requires an RSA 3072-bit key"), "%s", why.text);
+    cr_expect_eq(enroll_key(EVP_EC_gen("P-256"), &why), ESTCA_E_POLICY);
+    cr_expect_eq(ledger_count(), 1);
+}
+
+Test(core_open, no_csr_attributes_by_default)
+{
+    open_core();
+    struct core_csr_attrs attrs;
+    core_label_csr_attrs(core_find_label(core, NULL), &attrs);
+    cr_expect_eq(attrs.key_algorithm, CORE_CSR_KEY_ANY);
+    cr_expect_not(core_csr_attrs_any(&attrs));
+    estca_reason why = {{0}};
+    cr_expect_eq(enroll_key(EVP_RSA_gen(2048), &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(enroll_key(EVP_EC_gen("P-384"), &why), ESTCA_OK, "%s", why.text);
+}
