@@ -69,4 +69,15 @@ int core_check_password(const struct ca_core *core, const char *user, const char
 int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                 const char *requester, X509 **out, estca_reason *why);
 
+/* Re-enrollment (RFC 7030 §4.2.2). current is the TLS client certificate the client
+ * authenticated with, presented_chain what else it sent (may be NULL). current must have been
+ * issued by the label's CA, be valid now for TLS client use, and be in the ledger, not
+ * revoked; the CSR's subject and subjectAltName must equal current's. Then issues as
+ * core_enroll does, recording that the new certificate replaces current (same key: a renewal,
+ * a new key: a rekey). Errors: ESTCA_E_AUTH (current not acceptable), ESTCA_E_FORBIDDEN
+ * (revoked), ESTCA_E_INVALID (names differ), and those of core_enroll. */
+int core_reenroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                  X509 *current, STACK_OF(X509) *presented_chain, const char *requester, X509 **out,
+                  estca_reason *why);
+
 #endif

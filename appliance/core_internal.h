@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 /* A CA as loaded at start-up; read-only afterwards, so shared by every worker thread. */
 struct ca_instance {
@@ -43,5 +44,14 @@ struct ca_core {
 int ca_instance_load(struct ca_instance *ca, const struct config_ca *config,
                      struct hsm_token *token, estca_reason *why);
 void ca_instance_clear(struct ca_instance *ca);
+
+/* issuance.c: the whole issuance path after authentication — CSR signature and policy, build,
+ * sign, ledger — for core_enroll (replaces 0) and core_reenroll (replaces: the ledger id of
+ * the certificate being renewed). */
+int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+               const char *requester, long replaces, X509 **out, estca_reason *why);
+
+/* The subjectAltName of the CSR's extension request (NULL: none). Caller frees. */
+int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why);
 
 #endif

@@ -1,6 +1,7 @@
-/* core_enroll: a CSR and an authenticated identity in, a certificate out, durably recorded in
- * the ledger before the caller sees it. Shares only read-only state, so it runs on many
- * worker threads at once; the token and the ledger serialise what they must. */
+/* core_enroll (and core_issue, which re-enrollment shares): a CSR and an authenticated identity in,
+ * a certificate out, durably recorded in the ledger before the caller sees it. Shares only
+ * read-only state, so it runs on many worker threads at once; the token and the ledger serialise
+ * what they must. */
 #include "certbuild.h"
 #include "core_internal.h"
 
@@ -108,7 +109,7 @@ static int check_label_key(const struct core_label *label, X509_REQ *csr, estca_
 
 /* The subjectAltName of the CSR's extension request; every other requested extension is
  * ignored (the profile decides them). */
-static int requested_san(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why)
+int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why)
 {
     *out = NULL;
     /* OpenSSL 3 answers an empty stack when nothing was requested: NULL means malformed. */
@@ -133,7 +134,7 @@ static int requested_san(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why)
 static int requested_names(X509_REQ *csr, struct requested_names *names, estca_reason *why)
 {
     names->subject = X509_REQ_get_subject_name(csr);
-    int rc = requested_san(csr, &names->san, why);
+    int rc = core_csr_subject_alt_name(csr, &names->san, why);
     if (rc != ESTCA_OK)
         return rc;
     if (X509_NAME_entry_count(names->subject) == 0 && names->san == NULL)
@@ -166,7 +167,7 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
 }
 
 static int record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                  const char *requester, X509 *certificate, estca_reason *why)
+                  const char *requester, long replaces, X509 *certificate, estca_reason *why)
 {
     unsigned char *csr_der = NULL;
     int csr_len = i2d_X509_REQ(csr, &csr_der);
@@ -179,18 +180,19 @@ static int record(struct ca_core *core, const struct core_label *label, X509_REQ
         .certificate = certificate,
         .csr_der = csr_der,
         .csr_der_len = (size_t)csr_len,
+        .replaces = replaces,
     };
     int rc = ledger_record_issued(core->ledger, &entry, why);
     OPENSSL_free(csr_der);
     return rc == ESTCA_OK ? ESTCA_OK : ESTCA_E_LEDGER;
 }
 
-int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                const char *requester, X509 **out, estca_reason *why)
+int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+               const char *requester, long replaces, X509 **out, estca_reason *why)
 {
     *out = NULL;
     if (core == NULL || label == NULL || csr == NULL)
-        return estca_fail(why, ESTCA_E_INVALID, "core_enroll: bad arguments");
+        return estca_fail(why, ESTCA_E_INVALID, "core_issue: bad arguments");
     int rc = verify_signature(csr, why);
     if (rc == ESTCA_OK)
         rc = check_key_policy(csr, why);
@@ -205,11 +207,17 @@ int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *
     GENERAL_NAMES_free(names.san);
     /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
     if (rc == ESTCA_OK)
-        rc = record(core, label, csr, requester, certificate, why);
+        rc = record(core, label, csr, requester, replaces, certificate, why);
     if (rc != ESTCA_OK) {
         X509_free(certificate);
         return rc;
     }
     *out = certificate;
     return ESTCA_OK;
+}
+
+int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                const char *requester, X509 **out, estca_reason *why)
+{
+    return core_issue(core, label, csr, requester, 0, out, why);
 }

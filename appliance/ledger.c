@@ -46,7 +46,10 @@ static const char *const migrations[] = {
 
 static const char insert_sql[] =
     "INSERT INTO certificates (ca, label, serial, subject, sans, not_before, not_after,"
-    " requester, csr_sha256, der, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " requester, csr_sha256, der, issued_at, replaces)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char lookup_sql[] =
+    "SELECT id, status, der FROM certificates WHERE ca = ? AND serial = ?";
 static const char count_sql[] = "SELECT COUNT(*) FROM certificates";
 
 struct ledger {
@@ -55,6 +58,7 @@ struct ledger {
     char *path;
     sqlite3_stmt *insert;
     sqlite3_stmt *count;
+    sqlite3_stmt *lookup;
 };
 
 static int sqlite_fail(struct ledger *ledger, estca_reason *why, const char *what)
@@ -167,6 +171,8 @@ static int configure(struct ledger *ledger, estca_reason *why)
         return rc;
     if (sqlite3_prepare_v3(ledger->db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &ledger->insert,
                            NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(ledger->db, lookup_sql, -1, SQLITE_PREPARE_PERSISTENT, &ledger->lookup,
+                           NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(ledger->db, count_sql, -1, SQLITE_PREPARE_PERSISTENT, &ledger->count,
                            NULL) != SQLITE_OK)
         return sqlite_fail(ledger, why, "prepare");
@@ -208,6 +214,7 @@ void ledger_close(struct ledger *ledger)
         return;
     sqlite3_finalize(ledger->insert);
     sqlite3_finalize(ledger->count);
+    sqlite3_finalize(ledger->lookup);
     sqlite3_close(ledger->db);
     pthread_mutex_destroy(&ledger->lock);
     free(ledger->path);
@@ -353,6 +360,9 @@ static int bind_row(sqlite3_stmt *stmt, const struct ledger_issued *entry, const
         rc = sqlite3_bind_blob(stmt, index++, row->der, row->der_len, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = bind_text(stmt, index++, row->issued_at);
+    if (rc == SQLITE_OK)
+        rc = entry->replaces > 0 ? sqlite3_bind_int64(stmt, index, entry->replaces)
+                                 : sqlite3_bind_null(stmt, index);
     return rc;
 }
 
@@ -409,6 +419,48 @@ int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why)
 }
 
 /* ---- reading ---- */
+
+int ledger_lookup(struct ledger *ledger, const char *ca_name, X509 *certificate,
+                  struct ledger_state *out, estca_reason *why)
+{
+    if (ledger == NULL || ca_name == NULL || certificate == NULL || out == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_lookup: bad arguments");
+    char *serial = serial_hex(certificate);
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(certificate, &der);
+    if (serial == NULL || der_len <= 0) {
+        OPENSSL_free(serial);
+        OPENSSL_free(der);
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "ledger_lookup: cannot encode");
+    }
+    pthread_mutex_lock(&ledger->lock);
+    int rc = ESTCA_OK;
+    if (bind_text(ledger->lookup, 1, ca_name) != SQLITE_OK ||
+        bind_text(ledger->lookup, 2, serial) != SQLITE_OK) {
+        rc = sqlite_fail(ledger, why, "lookup");
+    } else {
+        int step = sqlite3_step(ledger->lookup);
+        const void *stored = step == SQLITE_ROW ? sqlite3_column_blob(ledger->lookup, 2) : NULL;
+        bool same = stored != NULL && sqlite3_column_bytes(ledger->lookup, 2) == der_len &&
+                    memcmp(stored, der, (size_t)der_len) == 0;
+        if (step == SQLITE_ROW && same) {
+            out->id = (long)sqlite3_column_int64(ledger->lookup, 0);
+            const char *status = (const char *)sqlite3_column_text(ledger->lookup, 1);
+            out->revoked = status == NULL || strcmp(status, "valid") != 0;
+        } else if (step == SQLITE_ROW || step == SQLITE_DONE) {
+            rc =
+                estca_fail(why, ESTCA_E_NOT_FOUND, "CA %s never issued serial %s", ca_name, serial);
+        } else {
+            rc = sqlite_fail(ledger, why, "lookup");
+        }
+    }
+    sqlite3_reset(ledger->lookup);
+    sqlite3_clear_bindings(ledger->lookup);
+    pthread_mutex_unlock(&ledger->lock);
+    OPENSSL_free(serial);
+    OPENSSL_free(der);
+    return rc;
+}
 
 static const char select_sql[] =
     "SELECT id, ca, label, serial, subject, sans, not_before, not_after, requester, csr_sha256,"

@@ -7,6 +7,7 @@
 #include "status.h"
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 
 struct ledger;
 
@@ -22,12 +23,24 @@ struct ledger_issued {
     X509 *certificate;
     const unsigned char *csr_der;
     size_t csr_der_len;
+    long replaces; /* ledger id of the certificate this one renews or rekeys; 0: none */
 };
 
 /* Records an issued certificate (serial, subject, SANs, validity, DER, CSR SHA-256) and
  * commits. A serial already present for the same CA is refused (ESTCA_E_LEDGER). */
 int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
                          estca_reason *why);
+
+/* What the ledger says of a certificate it recorded. */
+struct ledger_state {
+    long id;
+    bool revoked; /* any status but "valid" */
+};
+
+/* Finds certificate (by CA name and serial, then checked byte for byte) in the ledger.
+ * ESTCA_E_NOT_FOUND when the ledger never recorded it. */
+int ledger_lookup(struct ledger *ledger, const char *ca_name, X509 *certificate,
+                  struct ledger_state *out, estca_reason *why);
 
 /* One certificate as the ledger holds it. Every pointer is valid only during the visit. */
 struct ledger_certificate {

@@ -39,6 +39,8 @@ static void route_and_handle(struct est_request *req)
         est_csrattrs_handle(req);
         return;
     case EST_OP_SIMPLEREENROLL:
+        est_reenroll_handle(req);
+        return;
     case EST_OP_SERVERKEYGEN:
     case EST_OP_FULLCMC:
         /* RFC 7030 §4.3.2: clients read 501 as "not implemented". */

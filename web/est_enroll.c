@@ -1,6 +1,8 @@
-/* /simpleenroll (RFC 7030 §4.2): HTTP Basic, then a base64 DER PKCS#10 body of type
- * application/pkcs10, issued by the core, answered with a certs-only PKCS#7 holding only the
- * new certificate (§4.2.3). Content-Transfer-Encoding is ignored (RFC 8951 §3).
+/* /simpleenroll and /simplereenroll (RFC 7030 §4.2). Enrollment authenticates with HTTP
+ * Basic, re-enrollment with the TLS client certificate being renewed; both then take a base64
+ * DER PKCS#10 body of type application/pkcs10, have the core issue, and answer a certs-only
+ * PKCS#7 holding only the new certificate (§4.2.3). Content-Transfer-Encoding is ignored
+ * (RFC 8951 §3).
  *
  * Order of checks: credentials before the body, so unauthenticated clients never make us
  * read or parse anything; then the media type, the size, the encoding, the DER. */
@@ -123,27 +125,64 @@ static void respond_certificate(struct est_request *req, X509 *cert)
     OPENSSL_free(body);
 }
 
-void est_enroll_handle(struct est_request *req)
+/* The request's CSR, or false when it has answered (415, 413, 400...). */
+static bool read_csr(struct est_request *req, X509_REQ **out)
 {
-    if (!authenticate(req) || !check_content_type(req))
-        return;
+    if (!check_content_type(req))
+        return false;
     char *body;
     size_t body_len;
     if (!est_read_body(req, &body, &body_len))
-        return;
-    X509_REQ *csr = NULL;
-    bool decoded = decode_csr(req, body, body_len, &csr);
+        return false;
+    bool decoded = decode_csr(req, body, body_len, out);
     free(body);
-    if (!decoded)
+    return decoded;
+}
+
+static void respond_issued(struct est_request *req, int rc, X509 *cert, const estca_reason *why)
+{
+    if (rc != ESTCA_OK) {
+        respond_core_error(req, rc, why);
+        return;
+    }
+    respond_certificate(req, cert);
+    X509_free(cert);
+}
+
+void est_enroll_handle(struct est_request *req)
+{
+    X509_REQ *csr = NULL;
+    if (!authenticate(req) || !read_csr(req, &csr))
         return;
     X509 *cert = NULL;
     estca_reason why = {{0}};
     int rc = core_enroll(req->server->core, req->label, csr, req->requester, &cert, &why);
     X509_REQ_free(csr);
-    if (rc != ESTCA_OK) {
-        respond_core_error(req, rc, &why);
+    respond_issued(req, rc, cert, &why);
+}
+
+/* The certificate being renewed is the TLS client certificate (RFC 7030 §4.2.2); HTTP Basic
+ * plays no part. */
+void est_reenroll_handle(struct est_request *req)
+{
+    SSL *ssl = est_tls_connection_ssl(req->conn);
+    X509 *current = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+    if (current == NULL) {
+        est_respond_error(req, 401, HTTP_BASIC_CHALLENGE,
+                          "re-enrollment needs the certificate being renewed as the TLS client "
+                          "certificate");
         return;
     }
-    respond_certificate(req, cert);
-    X509_free(cert);
+    char subject[EST_REQUESTER_MAX - sizeof "cert:"];
+    X509_NAME_oneline(X509_get_subject_name(current), subject, sizeof subject);
+    snprintf(req->requester, sizeof req->requester, "cert:%s", subject);
+    X509_REQ *csr = NULL;
+    if (!read_csr(req, &csr))
+        return;
+    X509 *cert = NULL;
+    estca_reason why = {{0}};
+    int rc = core_reenroll(req->server->core, req->label, csr, current,
+                           SSL_get_peer_cert_chain(ssl), req->requester, &cert, &why);
+    X509_REQ_free(csr);
+    respond_issued(req, rc, cert, &why);
 }

@@ -42,6 +42,17 @@ SSL *est_tls_connection_ssl(const struct mg_connection *conn)
     return mg_get_user_connection_data(conn);
 }
 
+/* Client certificates are asked for but judged by the core, per label and per operation (a
+ * device renewing its certificate, later an IDevID or an RA), not by one TLS-wide trust store:
+ * the handshake accepts whatever the client presents, and a certificate nobody vouched for
+ * authenticates nothing (core_reenroll verifies it against the label's CA). */
+static int accept_for_later_verification(int preverify_ok, X509_STORE_CTX *ctx)
+{
+    (void)preverify_ok;
+    (void)ctx;
+    return 1;
+}
+
 /* RFC 7030 §6: no NULL, anonymous, EXPORT or DES suites; we also drop the other weak or
  * unused families, and static RSA key exchange (no forward secrecy for /serverkeygen keys).
  * TLS 1.3 suites are all AEAD and stay at OpenSSL's default. */
@@ -66,6 +77,8 @@ static int configure(SSL_CTX *ctx, estca_reason *why)
     if (!SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1))
         return estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot set the session id context");
     SSL_CTX_set_info_callback(ctx, on_tls_info);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE,
+                       accept_for_later_verification);
     return ESTCA_OK;
 }
 
