@@ -39,6 +39,10 @@ struct key_spec {
     const char *const *choices; /* VALUE_ENUM: the words, NULL-terminated */
 };
 
+/* Long enough that a waiting device does not hammer the appliance, short enough that an
+ * approval takes effect soon. */
+#define DEFAULT_RETRY_AFTER_SECONDS 60
+
 #define GLOBAL(field) offsetof(struct estca_config, field)
 #define CA(field) offsetof(struct config_ca, field)
 #define LABEL(field) offsetof(struct config_label, field)
@@ -48,6 +52,7 @@ static const char *const csr_key_words[] = {"rsa:2048", "rsa:3072", "rsa:4096",
                                             "ec:P-256", "ec:P-384", NULL};
 static const char *const csr_hash_words[] = {"sha256", "sha384", "sha512", NULL};
 static const char *const yes_no_words[] = {"no", "yes", NULL};
+static const char *const approval_words[] = {"auto", "manual", NULL};
 
 static const struct key_spec key_specs[] = {
     {"token", "module", VALUE_STRING, GLOBAL(module_path), 0, 0, NULL},
@@ -73,6 +78,8 @@ static const struct key_spec key_specs[] = {
      CONFIG_CSR_HASH_SHA512, csr_hash_words},
     {"label", "csr_require_challenge_password", VALUE_ENUM, LABEL(csr_require_challenge_password),
      0, 1, yes_no_words},
+    {"label", "approval", VALUE_ENUM, LABEL(manual_approval), 0, 1, approval_words},
+    {"label", "retry_after", VALUE_INT, LABEL(retry_after_seconds), 1, 86400, NULL},
 };
 
 static const char *const global_sections[] = {"token", "server", "ledger", "auth"};
@@ -174,6 +181,7 @@ static int open_label_section(struct parse_state *state, const char *name)
     label->csr_key_type = -1;
     label->csr_hash = -1;
     label->csr_require_challenge_password = -1;
+    label->manual_approval = -1;
     state->section_base = label;
     return 1;
 }
@@ -381,6 +389,10 @@ static int apply_defaults(struct estca_config *config)
             label->csr_hash = CONFIG_CSR_HASH_NONE;
         if (label->csr_require_challenge_password < 0)
             label->csr_require_challenge_password = 0;
+        if (label->manual_approval < 0)
+            label->manual_approval = 0;
+        if (label->retry_after_seconds < 1)
+            label->retry_after_seconds = DEFAULT_RETRY_AFTER_SECONDS;
     }
     if (config->default_label == NULL && config->n_labels == 1 &&
         set_default_string(&config->default_label, config->labels[0].name) != ESTCA_OK)

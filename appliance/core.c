@@ -83,6 +83,8 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
             return estca_fail(why, ESTCA_E_CONFIG, "[label:%s]: no CA %s", source->name,
                               source->ca_name);
         label->validity_days = source->validity_days;
+        label->manual_approval = source->manual_approval != 0;
+        label->retry_after_seconds = source->retry_after_seconds;
         csr_attrs_from_config(source, &label->csr_attrs);
         if (config->default_label != NULL && strcmp(label->name, config->default_label) == 0)
             core->default_label = label;
@@ -151,6 +153,11 @@ size_t core_label_count(const struct ca_core *core)
 const struct core_label *core_label_at(const struct ca_core *core, size_t index)
 {
     return index < core->n_labels ? &core->labels[index] : NULL;
+}
+
+int core_label_retry_after(const struct core_label *label)
+{
+    return label->retry_after_seconds;
 }
 
 const char *core_label_name(const struct core_label *label)

@@ -25,6 +25,9 @@ void core_free(struct ca_core *core);
 const struct core_label *core_find_label(const struct ca_core *core, const char *name);
 const char *core_label_name(const struct core_label *label);
 
+/* Seconds a client waiting for an operator's approval is asked to wait (Retry-After). */
+int core_label_retry_after(const struct core_label *label);
+
 /* Every label, for start-up work over all of them: index 0 .. core_label_count() - 1. */
 size_t core_label_count(const struct ca_core *core);
 const struct core_label *core_label_at(const struct ca_core *core, size_t index);
@@ -65,7 +68,9 @@ int core_check_password(const struct ca_core *core, const char *user, const char
  * signs on the token, and commits to the ledger before returning.
  * requester is the authenticated identity ("user:alice"). Caller frees *out.
  * Errors: ESTCA_E_INVALID (bad CSR), ESTCA_E_POLICY, ESTCA_E_UNAVAILABLE (token),
- * ESTCA_E_LEDGER. */
+ * ESTCA_E_LEDGER. On a label with approval = manual the first request is filed and answered
+ * ESTCA_E_PENDING until an operator decides (estca request approve|reject); the identical
+ * CSR posted again then gets the certificate, or ESTCA_E_FORBIDDEN if rejected. */
 int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                 const char *requester, X509 **out, estca_reason *why);
 

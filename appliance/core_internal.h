@@ -9,6 +9,7 @@
 #include "ledger.h"
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -25,6 +26,8 @@ struct core_label {
     const struct ca_instance *ca;
     int validity_days;
     struct core_csr_attrs csr_attrs;
+    bool manual_approval;
+    int retry_after_seconds;
 };
 
 struct ca_core {
@@ -53,5 +56,14 @@ int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *c
 
 /* The subjectAltName of the CSR's extension request (NULL: none). Caller frees. */
 int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why);
+
+/* approval.c: labels with approval = manual. approval_admit files or finds the CSR's request:
+ * ESTCA_E_PENDING or ESTCA_E_FORBIDDEN (rejected) stop the issuance; ESTCA_OK with *issued
+ * set returns the certificate issued for it before; ESTCA_OK with *claimed set means this
+ * caller issues it now and then reports with approval_complete (issue_rc: how it went). */
+int approval_admit(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                   const char *requester, long *claimed, X509 **issued, estca_reason *why);
+int approval_complete(struct ca_core *core, const struct core_label *label, long request,
+                      X509 *certificate, int issue_rc, estca_reason *why);
 
 #endif

@@ -61,8 +61,8 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     if (rc != ESTCA_OK)
         return rc;
     const struct estca_config *config = state->config;
-    rc = hsm_token_open(config->module_path, config->token_uri, config->pin_file,
-                        &state->token, why);
+    rc = hsm_token_open(config->module_path, config->token_uri, config->pin_file, &state->token,
+                        why);
     if (rc != ESTCA_OK)
         return rc;
     rc = core_open(config, state->token, &state->core, why);
@@ -111,10 +111,18 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "c:hV", long_options, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("estcad %s\n", ESTCA_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("estcad %s\n", ESTCA_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc) {

@@ -201,6 +201,15 @@ int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *c
     struct requested_names names = {0};
     if (rc == ESTCA_OK)
         rc = requested_names(csr, &names, why);
+    /* An operator approves only requests that passed every check above. */
+    long request = 0;
+    if (rc == ESTCA_OK && label->manual_approval) {
+        rc = approval_admit(core, label, csr, requester, &request, out, why);
+        if (rc != ESTCA_OK || *out != NULL) {
+            GENERAL_NAMES_free(names.san);
+            return rc;
+        }
+    }
     X509 *certificate = NULL;
     if (rc == ESTCA_OK)
         rc = sign_certificate(core, label, csr, &names, &certificate, why);
@@ -208,6 +217,14 @@ int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *c
     /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
     if (rc == ESTCA_OK)
         rc = record(core, label, csr, requester, replaces, certificate, why);
+    if (request != 0) {
+        estca_reason approval_why;
+        int completed = approval_complete(core, label, request, certificate, rc, &approval_why);
+        if (rc == ESTCA_OK && completed != ESTCA_OK) {
+            rc = completed;
+            *why = approval_why;
+        }
+    }
     if (rc != ESTCA_OK) {
         X509_free(certificate);
         return rc;

@@ -1,7 +1,7 @@
 /* The issuance ledger on SQLite. One connection, serialised by a mutex: a row is prepared
  * (DER, names, digests) outside the lock, and only bind + step + reset happen under it. Each
  * insert is its own transaction, committed with synchronous=FULL before the call returns. */
-#include "ledger.h"
+#include "ledger_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 5000 /* another process (the estca CLI) may hold the write lock */
-#define ISO8601_LEN sizeof "2024-01-01T00:00:00Z"
 
 /* migrations[i] takes the schema from version i to i + 1 (PRAGMA user_version). Append new
  * steps; never edit a step that has shipped. */
@@ -40,6 +39,20 @@ static const char *const migrations[] = {
     "  issued_at TEXT NOT NULL,"
     "  UNIQUE (ca, serial)"
     ");",
+    /* 1 -> 2: requests waiting for an operator (labels with approval = manual). */
+    "CREATE TABLE requests ("
+    "  id INTEGER PRIMARY KEY,"
+    "  label TEXT NOT NULL,"
+    "  csr_sha256 TEXT NOT NULL,"
+    "  csr_der BLOB NOT NULL,"
+    "  subject TEXT,"
+    "  requester TEXT,"
+    "  status TEXT NOT NULL DEFAULT 'pending'," /* pending approved rejected issuing issued */
+    "  received_at TEXT NOT NULL,"
+    "  decided_at TEXT,"
+    "  certificate INTEGER REFERENCES certificates(id),"
+    "  UNIQUE (label, csr_sha256)"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
@@ -52,16 +65,7 @@ static const char lookup_sql[] =
     "SELECT id, status, der FROM certificates WHERE ca = ? AND serial = ?";
 static const char count_sql[] = "SELECT COUNT(*) FROM certificates";
 
-struct ledger {
-    pthread_mutex_t lock; /* guards db and the statements */
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *insert;
-    sqlite3_stmt *count;
-    sqlite3_stmt *lookup;
-};
-
-static int sqlite_fail(struct ledger *ledger, estca_reason *why, const char *what)
+int ledger_sqlite_fail(struct ledger *ledger, estca_reason *why, const char *what)
 {
     return estca_fail(why, ESTCA_E_LEDGER, "ledger %s: %s: %s", ledger->path, what,
                       sqlite3_errmsg(ledger->db));
@@ -86,7 +90,7 @@ static int create_private(const char *path, estca_reason *why)
 static int exec(struct ledger *ledger, const char *sql, estca_reason *why)
 {
     if (sqlite3_exec(ledger->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return sqlite_fail(ledger, why, sql);
+        return ledger_sqlite_fail(ledger, why, sql);
     return ESTCA_OK;
 }
 
@@ -94,8 +98,8 @@ static int query_int(struct ledger *ledger, const char *sql, int *out, estca_rea
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(ledger->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        return sqlite_fail(ledger, why, sql);
-    int rc = sqlite3_step(stmt) == SQLITE_ROW ? ESTCA_OK : sqlite_fail(ledger, why, sql);
+        return ledger_sqlite_fail(ledger, why, sql);
+    int rc = sqlite3_step(stmt) == SQLITE_ROW ? ESTCA_OK : ledger_sqlite_fail(ledger, why, sql);
     if (rc == ESTCA_OK)
         *out = sqlite3_column_int(stmt, 0);
     sqlite3_finalize(stmt);
@@ -106,9 +110,10 @@ static int enable_wal(struct ledger *ledger, estca_reason *why)
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(ledger->db, "PRAGMA journal_mode=WAL", -1, &stmt, NULL) != SQLITE_OK)
-        return sqlite_fail(ledger, why, "PRAGMA journal_mode");
-    int rc = sqlite3_step(stmt) == SQLITE_ROW ? ESTCA_OK
-                                              : sqlite_fail(ledger, why, "PRAGMA journal_mode");
+        return ledger_sqlite_fail(ledger, why, "PRAGMA journal_mode");
+    int rc = sqlite3_step(stmt) == SQLITE_ROW
+                 ? ESTCA_OK
+                 : ledger_sqlite_fail(ledger, why, "PRAGMA journal_mode");
     const char *mode = rc == ESTCA_OK ? (const char *)sqlite3_column_text(stmt, 0) : NULL;
     if (rc == ESTCA_OK && (mode == NULL || strcmp(mode, "wal") != 0))
         rc = estca_fail(why, ESTCA_E_LEDGER, "ledger %s: cannot use WAL (journal mode %s)",
@@ -159,7 +164,7 @@ static int migrate(struct ledger *ledger, estca_reason *why)
 static int configure(struct ledger *ledger, estca_reason *why)
 {
     if (sqlite3_busy_timeout(ledger->db, BUSY_TIMEOUT_MS) != SQLITE_OK)
-        return sqlite_fail(ledger, why, "busy_timeout");
+        return ledger_sqlite_fail(ledger, why, "busy_timeout");
     int rc = enable_wal(ledger, why);
     if (rc == ESTCA_OK)
         rc = exec(ledger, "PRAGMA synchronous=FULL", why);
@@ -175,7 +180,7 @@ static int configure(struct ledger *ledger, estca_reason *why)
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(ledger->db, count_sql, -1, SQLITE_PREPARE_PERSISTENT, &ledger->count,
                            NULL) != SQLITE_OK)
-        return sqlite_fail(ledger, why, "prepare");
+        return ledger_sqlite_fail(ledger, why, "prepare");
     return ESTCA_OK;
 }
 
@@ -196,7 +201,7 @@ int ledger_open(const char *path, struct ledger **out, estca_reason *why)
     /* NOMUTEX: SQLite's own connection mutex would only repeat ours. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &ledger->db, flags, NULL) != SQLITE_OK)
-        rc = ledger->db != NULL ? sqlite_fail(ledger, why, "open")
+        rc = ledger->db != NULL ? ledger_sqlite_fail(ledger, why, "open")
                                 : estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     else
         rc = configure(ledger, why);
@@ -227,10 +232,10 @@ struct row {
     char *serial;
     char *subject;
     char *sans; /* NULL: no subjectAltName */
-    char not_before[ISO8601_LEN];
-    char not_after[ISO8601_LEN];
-    char issued_at[ISO8601_LEN];
-    char csr_sha256[2 * 32 + 1]; /* unused without a CSR */
+    char not_before[LEDGER_ISO8601_LEN];
+    char not_after[LEDGER_ISO8601_LEN];
+    char issued_at[LEDGER_ISO8601_LEN];
+    char csr_sha256[LEDGER_SHA256_HEX_LEN]; /* unused without a CSR */
     unsigned char *der;
     int der_len;
 };
@@ -251,13 +256,13 @@ static char *bio_to_string(BIO *bio)
     return len >= 0 ? strndup(data != NULL ? data : "", (size_t)len) : NULL;
 }
 
-static char *subject_rfc2253(const X509 *cert)
+char *ledger_subject_rfc2253(const X509_NAME *name)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     /* RFC 2253, but UTF-8 kept as is rather than escaped byte by byte. */
     unsigned long flags = XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB;
     char *text = NULL;
-    if (bio != NULL && X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, flags) >= 0)
+    if (bio != NULL && X509_NAME_print_ex(bio, name, 0, flags) >= 0)
         text = bio_to_string(bio);
     BIO_free(bio);
     return text;
@@ -284,17 +289,27 @@ static int format_sans(const X509 *cert, char **out)
     return ok ? ESTCA_OK : ESTCA_E_NOMEM;
 }
 
-static void format_tm(const struct tm *tm, char out[ISO8601_LEN])
+void ledger_format_tm(const struct tm *tm, char out[LEDGER_ISO8601_LEN])
 {
-    strftime(out, ISO8601_LEN, "%Y-%m-%dT%H:%M:%SZ", tm);
+    strftime(out, LEDGER_ISO8601_LEN, "%Y-%m-%dT%H:%M:%SZ", tm);
 }
 
-static int format_asn1_time(const ASN1_TIME *time, char out[ISO8601_LEN])
+static int format_asn1_time(const ASN1_TIME *time, char out[LEDGER_ISO8601_LEN])
 {
     struct tm tm;
     if (time == NULL || !ASN1_TIME_to_tm(time, &tm))
         return ESTCA_E_CRYPTO;
-    format_tm(&tm, out);
+    ledger_format_tm(&tm, out);
+    return ESTCA_OK;
+}
+
+int ledger_sha256_hex(const unsigned char *data, size_t len, char out[LEDGER_SHA256_HEX_LEN])
+{
+    unsigned char digest[32];
+    if (!EVP_Digest(data, len, digest, NULL, EVP_sha256(), NULL))
+        return ESTCA_E_CRYPTO;
+    for (size_t i = 0; i < sizeof digest; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
     return ESTCA_OK;
 }
 
@@ -302,12 +317,7 @@ static int hash_csr(const struct ledger_issued *entry, struct row *row)
 {
     if (entry->csr_der == NULL)
         return ESTCA_OK;
-    unsigned char digest[32];
-    if (!EVP_Digest(entry->csr_der, entry->csr_der_len, digest, NULL, EVP_sha256(), NULL))
-        return ESTCA_E_CRYPTO;
-    for (size_t i = 0; i < sizeof digest; i++)
-        snprintf(row->csr_sha256 + 2 * i, 3, "%02x", digest[i]);
-    return ESTCA_OK;
+    return ledger_sha256_hex(entry->csr_der, entry->csr_der_len, row->csr_sha256);
 }
 
 static char *serial_hex(const X509 *cert)
@@ -323,9 +333,9 @@ static int row_prepare(const struct ledger_issued *entry, struct row *row, estca
     X509 *cert = entry->certificate;
     time_t now = time(NULL);
     struct tm now_tm;
-    format_tm(gmtime_r(&now, &now_tm), row->issued_at);
+    ledger_format_tm(gmtime_r(&now, &now_tm), row->issued_at);
     row->serial = serial_hex(cert);
-    row->subject = subject_rfc2253(cert);
+    row->subject = ledger_subject_rfc2253(X509_get_subject_name(cert));
     row->der_len = i2d_X509(cert, &row->der);
     if (row->serial == NULL || row->subject == NULL || row->der_len <= 0)
         return estca_fail_openssl(why, ESTCA_E_LEDGER, "ledger: cannot encode the certificate");
@@ -339,7 +349,7 @@ static int row_prepare(const struct ledger_issued *entry, struct row *row, estca
 
 /* ---- statements (called with the lock held) ---- */
 
-static int bind_text(sqlite3_stmt *stmt, int index, const char *text)
+int ledger_bind_text(sqlite3_stmt *stmt, int index, const char *text)
 {
     if (text == NULL)
         return sqlite3_bind_null(stmt, index);
@@ -355,11 +365,11 @@ static int bind_row(sqlite3_stmt *stmt, const struct ledger_issued *entry, const
         row->subject,   row->sans,        row->not_before,
         row->not_after, entry->requester, entry->csr_der != NULL ? row->csr_sha256 : NULL};
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof texts / sizeof *texts; i++)
-        rc = bind_text(stmt, index++, texts[i]);
+        rc = ledger_bind_text(stmt, index++, texts[i]);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(stmt, index++, row->der, row->der_len, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = bind_text(stmt, index++, row->issued_at);
+        rc = ledger_bind_text(stmt, index++, row->issued_at);
     if (rc == SQLITE_OK)
         rc = entry->replaces > 0 ? sqlite3_bind_int64(stmt, index, entry->replaces)
                                  : sqlite3_bind_null(stmt, index);
@@ -371,7 +381,7 @@ static int insert_locked(struct ledger *ledger, const struct ledger_issued *entr
 {
     int rc = ESTCA_OK;
     if (bind_row(ledger->insert, entry, row) != SQLITE_OK)
-        rc = sqlite_fail(ledger, why, "bind");
+        rc = ledger_sqlite_fail(ledger, why, "bind");
     else if (sqlite3_step(ledger->insert) != SQLITE_DONE) {
         if (sqlite3_extended_errcode(ledger->db) == SQLITE_CONSTRAINT_UNIQUE)
             rc = estca_fail(why, ESTCA_E_LEDGER,
@@ -379,7 +389,7 @@ static int insert_locked(struct ledger *ledger, const struct ledger_issued *entr
                             "for CA %s",
                             ledger->path, row->serial, entry->ca_name);
         else
-            rc = sqlite_fail(ledger, why, "insert");
+            rc = ledger_sqlite_fail(ledger, why, "insert");
     }
     /* The bindings point into row, which the caller frees next. */
     sqlite3_reset(ledger->insert);
@@ -412,7 +422,7 @@ int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why)
     if (sqlite3_step(ledger->count) == SQLITE_ROW)
         *out = (long)sqlite3_column_int64(ledger->count, 0);
     else
-        rc = sqlite_fail(ledger, why, "count");
+        rc = ledger_sqlite_fail(ledger, why, "count");
     sqlite3_reset(ledger->count);
     pthread_mutex_unlock(&ledger->lock);
     return rc;
@@ -435,9 +445,9 @@ int ledger_lookup(struct ledger *ledger, const char *ca_name, X509 *certificate,
     }
     pthread_mutex_lock(&ledger->lock);
     int rc = ESTCA_OK;
-    if (bind_text(ledger->lookup, 1, ca_name) != SQLITE_OK ||
-        bind_text(ledger->lookup, 2, serial) != SQLITE_OK) {
-        rc = sqlite_fail(ledger, why, "lookup");
+    if (ledger_bind_text(ledger->lookup, 1, ca_name) != SQLITE_OK ||
+        ledger_bind_text(ledger->lookup, 2, serial) != SQLITE_OK) {
+        rc = ledger_sqlite_fail(ledger, why, "lookup");
     } else {
         int step = sqlite3_step(ledger->lookup);
         const void *stored = step == SQLITE_ROW ? sqlite3_column_blob(ledger->lookup, 2) : NULL;
@@ -451,7 +461,7 @@ int ledger_lookup(struct ledger *ledger, const char *ca_name, X509 *certificate,
             rc =
                 estca_fail(why, ESTCA_E_NOT_FOUND, "CA %s never issued serial %s", ca_name, serial);
         } else {
-            rc = sqlite_fail(ledger, why, "lookup");
+            rc = ledger_sqlite_fail(ledger, why, "lookup");
         }
     }
     sqlite3_reset(ledger->lookup);
@@ -503,14 +513,14 @@ int ledger_each_issued(struct ledger *ledger, const char *serial,
     int rc = ESTCA_OK;
     if (sqlite3_prepare_v2(ledger->db, select_sql, -1, &stmt, NULL) != SQLITE_OK ||
         (serial != NULL && sqlite3_bind_text(stmt, 1, serial, -1, SQLITE_TRANSIENT) != SQLITE_OK))
-        rc = sqlite_fail(ledger, why, "select");
+        rc = ledger_sqlite_fail(ledger, why, "select");
     int step = SQLITE_DONE;
     while (rc == ESTCA_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
         struct ledger_certificate certificate = certificate_from_row(stmt);
         rc = visit(&certificate, arg);
     }
     if (rc == ESTCA_OK && step != SQLITE_DONE)
-        rc = sqlite_fail(ledger, why, "select");
+        rc = ledger_sqlite_fail(ledger, why, "select");
     sqlite3_finalize(stmt);
     pthread_mutex_unlock(&ledger->lock);
     return rc;

@@ -67,6 +67,60 @@ int ledger_each_issued(struct ledger *ledger, const char *serial,
                        int (*visit)(const struct ledger_certificate *certificate, void *arg),
                        void *arg, estca_reason *why);
 
+/* ---- requests waiting for an operator (ledger_requests.c) ---- */
+
+enum ledger_request_status {
+    LEDGER_REQUEST_PENDING,
+    LEDGER_REQUEST_APPROVED,
+    LEDGER_REQUEST_REJECTED,
+    LEDGER_REQUEST_ISSUING, /* claimed by one worker, which is issuing it now */
+    LEDGER_REQUEST_ISSUED,
+};
+
+struct ledger_request_state {
+    long id;
+    enum ledger_request_status status;
+    long certificate; /* ISSUED: the certificate's ledger id */
+};
+
+/* Files csr_der under label as pending unless the same CSR (by SHA-256) is there already, and
+ * tells its state. A client re-posting the identical CSR finds its request this way. */
+int ledger_request_file(struct ledger *ledger, const char *label, const unsigned char *csr_der,
+                        size_t csr_der_len, const X509_NAME *subject, const char *requester,
+                        struct ledger_request_state *out, estca_reason *why);
+
+/* The operator's decision on a pending request. ESTCA_E_NOT_FOUND, or ESTCA_E_INVALID when it
+ * is no longer pending. */
+int ledger_request_decide(struct ledger *ledger, long id, bool approve, estca_reason *why);
+
+/* Moves an approved request to ISSUING; ESTCA_E_PENDING when another worker got there first.
+ * Then exactly one of ledger_request_issued (with the new certificate's ledger id) or
+ * ledger_request_unclaim (issuance failed: approved again). */
+int ledger_request_claim(struct ledger *ledger, long id, estca_reason *why);
+int ledger_request_issued(struct ledger *ledger, long id, long certificate, estca_reason *why);
+int ledger_request_unclaim(struct ledger *ledger, long id, estca_reason *why);
+
+/* The DER of the certificate with ledger id certificate; caller frees *der with
+ * OPENSSL_free. */
+int ledger_certificate_der(struct ledger *ledger, long certificate, unsigned char **der,
+                           size_t *der_len, estca_reason *why);
+
+struct ledger_request {
+    long id;
+    const char *label;
+    const char *subject;
+    const char *requester;
+    const char *status;
+    const char *received_at;
+    const char *decided_at; /* NULL while pending */
+    const char *csr_sha256;
+};
+
+/* Visits every request, oldest first; the pointers are valid during the visit only. */
+int ledger_each_request(struct ledger *ledger,
+                        int (*visit)(const struct ledger_request *request, void *arg), void *arg,
+                        estca_reason *why);
+
 /* Number of certificates recorded (for tests and status). */
 int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why);
 

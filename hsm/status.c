@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static void format_reason(estca_reason *why, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void format_reason(estca_reason *why, const char *fmt,
+                                                                va_list ap)
 {
     vsnprintf(why->text, sizeof why->text, fmt, ap);
 }
@@ -75,6 +76,7 @@ const char *estca_status_name(int status)
     case ESTCA_E_LEDGER: return "ledger";
     case ESTCA_E_POLICY: return "policy";
     case ESTCA_E_TOO_LARGE: return "too-large";
+    case ESTCA_E_PENDING: return "pending";
     default: return "unknown";
     }
 }

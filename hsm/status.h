@@ -23,6 +23,7 @@ enum estca_status {
     ESTCA_E_LEDGER = -11,     /* the ledger could not record */
     ESTCA_E_POLICY = -12,     /* the request violates CA policy (HTTP 400) */
     ESTCA_E_TOO_LARGE = -13,  /* input exceeds a limit (HTTP 413) */
+    ESTCA_E_PENDING = -14,    /* accepted, waiting for an operator's decision (HTTP 202) */
 };
 
 #define ESTCA_REASON_MAX 512

@@ -4,6 +4,7 @@
 #define ESTCA_CLI_H
 
 #include "certbuild.h"
+#include "ledger.h"
 #include "status.h"
 #include "token.h"
 
@@ -22,7 +23,7 @@ struct cli_command {
 /* Each command file defines one or more of these; estca.c lists them. */
 extern const struct cli_command cmd_token_init, cmd_key_generate, cmd_key_show, cmd_ca_root,
     cmd_ca_issuing, cmd_tls_certificate, cmd_user_add, cmd_user_passwd, cmd_user_del, cmd_cert_list,
-    cmd_cert_show, cmd_cert_export;
+    cmd_cert_show, cmd_cert_export, cmd_request_list, cmd_request_approve, cmd_request_reject;
 
 /* Token selection, common to commands that use keys. From --config FILE's [token] section,
  * each field overridable on the command line. */
@@ -72,6 +73,10 @@ int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile
                          const X509_NAME *subject, const GENERAL_NAMES *san, EVP_PKEY *subject_key,
                          X509 *issuer, EVP_PKEY *issuer_key, int days, X509 **out,
                          estca_reason *why);
+
+/* The ledger at ledger_path, or else the one config_file's [ledger] section names. */
+int cli_open_ledger(const char *config_file, const char *ledger_path, struct ledger **out,
+                    estca_reason *why);
 
 /* Parses a positive day count. */
 int cli_parse_days(const char *text, int *out);

@@ -263,3 +263,16 @@ int cli_parse_days(const char *text, int *out)
     *out = (int)days;
     return ESTCA_OK;
 }
+
+int cli_open_ledger(const char *config_file, const char *ledger_path, struct ledger **out,
+                    estca_reason *why)
+{
+    if (ledger_path != NULL)
+        return ledger_open(ledger_path, out, why);
+    struct estca_config *config = NULL;
+    int rc = config_load(config_file, &config, why);
+    if (rc == ESTCA_OK)
+        rc = ledger_open(config->ledger_path, out, why);
+    config_free(config);
+    return rc;
+}

@@ -52,18 +52,6 @@ static int parse_cert_options(const struct cli_command *command, int argc, char 
     return 0;
 }
 
-static int open_ledger(const struct cert_options *options, struct ledger **out, estca_reason *why)
-{
-    if (options->ledger_path != NULL)
-        return ledger_open(options->ledger_path, out, why);
-    struct estca_config *config = NULL;
-    int rc = config_load(options->config_file, &config, why);
-    if (rc == ESTCA_OK)
-        rc = ledger_open(config->ledger_path, out, why);
-    config_free(config);
-    return rc;
-}
-
 /* Serials as people paste them: "8e:c7:e1", "0x8EC7E1", "8EC7E1". */
 static int normalise_serial(const char *text, char *out, size_t cap)
 {
@@ -122,7 +110,7 @@ static int run_cert_list(int argc, char **argv)
         return usage;
     estca_reason why;
     struct ledger *ledger = NULL;
-    int rc = open_ledger(&options, &ledger, &why);
+    int rc = cli_open_ledger(options.config_file, options.ledger_path, &ledger, &why);
     if (rc == ESTCA_OK && !options.json)
         printf("%-40s %-7s %-20s %-10s %s\n", "serial", "status", "not_after", "label", "subject");
     if (rc == ESTCA_OK)
@@ -180,7 +168,7 @@ static int show_or_export(const struct cli_command *command, int argc, char **ar
     struct ledger *ledger = NULL;
     struct found found = {.json = options.json};
     FILE *out = NULL;
-    int rc = open_ledger(&options, &ledger, &why);
+    int rc = cli_open_ledger(options.config_file, options.ledger_path, &ledger, &why);
     if (rc == ESTCA_OK && export) {
         out = options.out ? fopen(options.out, "w") : stdout;
         if (out == NULL)

@@ -88,6 +88,15 @@ static void respond_core_error(struct est_request *req, int rc, const estca_reas
     case ESTCA_E_FORBIDDEN:
         est_respond_error(req, 403, NULL, "%s", why->text);
         return;
+    case ESTCA_E_PENDING: {
+        /* RFC 7030 §4.2.3: 202 with Retry-After, in integer seconds (strongSwan pki ignores an
+         * HTTP-date); the client re-posts the same CSR. */
+        char retry_after[48];
+        snprintf(retry_after, sizeof retry_after, "Retry-After: %d\r\n",
+                 core_label_retry_after(req->label));
+        est_respond_error(req, 202, retry_after, "%s", why->text);
+        return;
+    }
     case ESTCA_E_UNAVAILABLE:
         est_note(req, "unavailable: %s", why->text);
         /* Retry-After in integer seconds: strongSwan pki ignores an HTTP-date. */

@@ -361,3 +361,19 @@ Test(config, missing_file)
     cr_expect_null(config);
     cr_expect_not_null(strstr(why.text, "/nonexistent/estca.conf"), "%s", why.text);
 }
+
+Test(config, approval)
+{
+    struct estca_config *config = NULL;
+    const struct config_label *label = load_label("validity_days = 5\n", &config);
+    cr_expect_eq(label->manual_approval, 0, "approval is automatic unless configured");
+    cr_expect_eq(label->retry_after_seconds, 60);
+    config_free(config);
+    label = load_label("approval = manual\nretry_after = 5\n", &config);
+    cr_expect_eq(label->manual_approval, 1);
+    cr_expect_eq(label->retry_after_seconds, 5);
+    config_free(config);
+    expect_refused(MINIMAL "approval = maybe\n", "estca.conf:13",
+                   "'approval' must be one of auto, manual", NULL);
+    expect_refused(MINIMAL "retry_after = 0\n", "estca.conf:13", "'retry_after'", NULL);
+}

@@ -210,7 +210,7 @@ Test(ledger, file_settings)
     sqlite3_stmt *stmt = NULL;
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
-    cr_expect_eq(sqlite3_column_int(stmt, 0), 1);
+    cr_expect_eq(sqlite3_column_int(stmt, 0), 2);
     sqlite3_finalize(stmt);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
@@ -271,5 +271,37 @@ Test(ledger, concurrent_inserts_all_recorded)
             X509_free(workers[t].certs[i]);
     }
     cr_expect_eq(count(ledger), THREADS * PER_THREAD);
+    ledger_close(ledger);
+}
+
+/* A ledger written by the first schema (certificates only) is brought up to date on open,
+ * keeping its rows, and can then hold requests. */
+Test(ledger, migrates_version_1)
+{
+    struct ledger *ledger = open_ledger();
+    X509 *cert = certificate(7);
+    cr_assert_eq(record(ledger, "issuing", cert, NULL), ESTCA_OK);
+    ledger_close(ledger);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "DROP TABLE requests; PRAGMA user_version = 1", NULL, NULL, NULL),
+                 SQLITE_OK);
+    sqlite3_close(db);
+
+    ledger = open_ledger();
+    cr_expect_eq(count(ledger), 1);
+    struct ledger_state state;
+    cr_expect_eq(ledger_lookup(ledger, "issuing", cert, &state, NULL), ESTCA_OK);
+    cr_expect_eq(state.revoked, false);
+    static const unsigned char csr[] = {0x30, 0x03, 0x02, 0x01, 0x00};
+    struct ledger_request_state request;
+    cr_expect_eq(
+        ledger_request_file(ledger, "default", csr, sizeof csr, NULL, "user:a", &request, NULL),
+        ESTCA_OK);
+    cr_expect_eq(request.status, LEDGER_REQUEST_PENDING);
+    cr_expect_eq(ledger_request_decide(ledger, request.id, true, NULL), ESTCA_OK);
+    cr_expect_eq(ledger_request_decide(ledger, request.id, false, NULL), ESTCA_E_INVALID);
+    cr_expect_eq(ledger_request_decide(ledger, request.id + 1, true, NULL), ESTCA_E_NOT_FOUND);
+    X509_free(cert);
     ledger_close(ledger);
 }
