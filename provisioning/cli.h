@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 struct cli_command {
@@ -73,6 +74,18 @@ int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile
                          const X509_NAME *subject, const GENERAL_NAMES *san, EVP_PKEY *subject_key,
                          X509 *issuer, EVP_PKEY *issuer_key, int days, X509 **out,
                          estca_reason *why);
+
+/* Options of the commands that read or change the ledger: --config FILE or --ledger PATH,
+ * --json, and --out FILE where allow_out. Checks that exactly `operands` arguments follow;
+ * they start at argv[optind]. Returns 0, or the exit code of a usage error. */
+struct cli_ledger_options {
+    const char *config_file;
+    const char *ledger_path;
+    const char *out;
+    int json;
+};
+int cli_parse_ledger_options(const struct cli_command *command, int argc, char **argv,
+                             struct cli_ledger_options *options, int operands, bool allow_out);
 
 /* The ledger at ledger_path, or else the one config_file's [ledger] section names. */
 int cli_open_ledger(const char *config_file, const char *ledger_path, struct ledger **out,

@@ -276,3 +276,34 @@ int cli_open_ledger(const char *config_file, const char *ledger_path, struct led
     config_free(config);
     return rc;
 }
+
+int cli_parse_ledger_options(const struct cli_command *command, int argc, char **argv,
+                             struct cli_ledger_options *options, int operands, bool allow_out)
+{
+    static const struct option long_options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"ledger", required_argument, NULL, 'L'},
+        {"json", no_argument, NULL, 'j'},
+        {"out", required_argument, NULL, 'o'},
+        {0, 0, 0, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:o:", long_options, NULL)) != -1) {
+        if (opt == 'c')
+            options->config_file = optarg;
+        else if (opt == 'L')
+            options->ledger_path = optarg;
+        else if (opt == 'j')
+            options->json = 1;
+        else if (opt == 'o' && allow_out)
+            options->out = optarg;
+        else
+            return cli_usage_error(command, "unknown option");
+    }
+    if (options->config_file == NULL && options->ledger_path == NULL)
+        return cli_usage_error(command, "give --config FILE or --ledger PATH");
+    if (argc - optind != operands)
+        return cli_usage_error(command, operands == 0 ? "no arguments expected"
+                                                      : "wrong number of arguments");
+    return 0;
+}

@@ -9,49 +9,6 @@
 #include <openssl/pem.h>
 #include <string.h>
 
-struct cert_options {
-    const char *config_file;
-    const char *ledger_path;
-    const char *out;
-    int json;
-};
-
-static int parse_cert_options(const struct cli_command *command, int argc, char **argv,
-                              struct cert_options *options, int want_serial)
-{
-    static const struct option long_options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"ledger", required_argument, NULL, 'L'},
-        {"json", no_argument, NULL, 'j'},
-        {"out", required_argument, NULL, 'o'},
-        {0, 0, 0, 0},
-    };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:o:", long_options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            options->config_file = optarg;
-            break;
-        case 'L':
-            options->ledger_path = optarg;
-            break;
-        case 'j':
-            options->json = 1;
-            break;
-        case 'o':
-            options->out = optarg;
-            break;
-        default:
-            return cli_usage_error(command, "unknown option");
-        }
-    }
-    if (options->config_file == NULL && options->ledger_path == NULL)
-        return cli_usage_error(command, "give --config FILE or --ledger PATH");
-    if (want_serial != (optind == argc - 1))
-        return cli_usage_error(command, want_serial ? "give one SERIAL" : "no arguments expected");
-    return 0;
-}
-
 /* Serials as people paste them: "8e:c7:e1", "0x8EC7E1", "8EC7E1". */
 static int normalise_serial(const char *text, char *out, size_t cap)
 {
@@ -104,8 +61,8 @@ static int print_line(const struct ledger_certificate *c, void *arg)
 
 static int run_cert_list(int argc, char **argv)
 {
-    struct cert_options options = {0};
-    int usage = parse_cert_options(&cmd_cert_list, argc, argv, &options, 0);
+    struct cli_ledger_options options = {0};
+    int usage = cli_parse_ledger_options(&cmd_cert_list, argc, argv, &options, 0, false);
     if (usage != 0)
         return usage;
     estca_reason why;
@@ -157,8 +114,8 @@ static int show_one(const struct ledger_certificate *c, void *arg)
 
 static int show_or_export(const struct cli_command *command, int argc, char **argv, int export)
 {
-    struct cert_options options = {0};
-    int usage = parse_cert_options(command, argc, argv, &options, 1);
+    struct cli_ledger_options options = {0};
+    int usage = cli_parse_ledger_options(command, argc, argv, &options, 1, export);
     if (usage != 0)
         return usage;
     char serial[128];

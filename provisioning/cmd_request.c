@@ -5,44 +5,6 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-struct request_options {
-    const char *config_file;
-    const char *ledger_path;
-    int json;
-};
-
-static int parse_request_options(const struct cli_command *command, int argc, char **argv,
-                                 struct request_options *options, int want_id)
-{
-    static const struct option long_options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"ledger", required_argument, NULL, 'L'},
-        {"json", no_argument, NULL, 'j'},
-        {0, 0, 0, 0},
-    };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "c:", long_options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            options->config_file = optarg;
-            break;
-        case 'L':
-            options->ledger_path = optarg;
-            break;
-        case 'j':
-            options->json = 1;
-            break;
-        default:
-            return cli_usage_error(command, "unknown option");
-        }
-    }
-    if (options->config_file == NULL && options->ledger_path == NULL)
-        return cli_usage_error(command, "give --config FILE or --ledger PATH");
-    if (want_id != (optind == argc - 1))
-        return cli_usage_error(command, want_id ? "give one request ID" : "no arguments expected");
-    return 0;
-}
-
 static int print_request(const struct ledger_request *r, void *arg)
 {
     const int *json = arg;
@@ -63,8 +25,8 @@ static int print_request(const struct ledger_request *r, void *arg)
 
 static int run_request_list(int argc, char **argv)
 {
-    struct request_options options = {0};
-    int usage = parse_request_options(&cmd_request_list, argc, argv, &options, 0);
+    struct cli_ledger_options options = {0};
+    int usage = cli_parse_ledger_options(&cmd_request_list, argc, argv, &options, 0, false);
     if (usage != 0)
         return usage;
     estca_reason why;
@@ -81,8 +43,8 @@ static int run_request_list(int argc, char **argv)
 
 static int decide(const struct cli_command *command, int argc, char **argv, bool approve)
 {
-    struct request_options options = {0};
-    int usage = parse_request_options(command, argc, argv, &options, 1);
+    struct cli_ledger_options options = {0};
+    int usage = cli_parse_ledger_options(command, argc, argv, &options, 1, false);
     if (usage != 0)
         return usage;
     char *end = NULL;

@@ -171,45 +171,17 @@ int est_csrattrs_base64(const struct core_csr_attrs *want, char **out, size_t *o
     return rc;
 }
 
-int est_csrattrs_cache_build(struct est_csrattrs_cache *cache, const struct ca_core *core,
-                             estca_reason *why)
+int est_csrattrs_encode(const struct core_label *label, char **body, size_t *body_len,
+                        estca_reason *why)
 {
-    size_t n = core_label_count(core);
-    cache->entries = calloc(n > 0 ? n : 1, sizeof *cache->entries);
-    cache->n = 0;
-    if (cache->entries == NULL)
-        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        struct est_csrattrs_entry *entry = &cache->entries[i];
-        entry->label = core_label_at(core, i);
-        struct core_csr_attrs want;
-        core_label_csr_attrs(entry->label, &want);
-        estca_reason inner = {{0}};
-        int rc = est_csrattrs_base64(&want, &entry->body, &entry->body_len, &inner);
-        if (rc != ESTCA_OK)
-            return estca_fail(why, rc, "label %s: /csrattrs: %s", core_label_name(entry->label),
-                              inner.text);
-        cache->n++;
-    }
-    return ESTCA_OK;
-}
-
-void est_csrattrs_cache_free(struct est_csrattrs_cache *cache)
-{
-    for (size_t i = 0; i < cache->n; i++)
-        OPENSSL_free(cache->entries[i].body);
-    free(cache->entries);
-    cache->entries = NULL;
-    cache->n = 0;
+    struct core_csr_attrs want;
+    core_label_csr_attrs(label, &want);
+    return est_csrattrs_base64(&want, body, body_len, why);
 }
 
 void est_csrattrs_handle(struct est_request *req)
 {
-    const struct est_csrattrs_entry *entry = NULL;
-    for (size_t i = 0; i < req->server->csrattrs.n && entry == NULL; i++) {
-        if (req->server->csrattrs.entries[i].label == req->label)
-            entry = &req->server->csrattrs.entries[i];
-    }
+    const struct est_label_body *entry = est_label_bodies_find(&req->server->csrattrs, req->label);
     if (entry == NULL) {
         est_note(req, "no /csrattrs entry for label %s", core_label_name(req->label));
         est_respond_error(req, 500, NULL, "internal error");

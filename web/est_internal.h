@@ -13,28 +13,16 @@
 #include <stdbool.h>
 #include <time.h>
 
-/* One label's ready /cacerts body, encoded at start-up. */
-struct est_cacerts_entry {
+/* One label's ready response body (base64, one line), encoded at start-up. */
+struct est_label_body {
     const struct core_label *label;
-    char *body; /* base64 of the certs-only PKCS#7, one line */
+    char *body; /* NULL: the label has nothing to send (e.g. /csrattrs 204) */
     size_t body_len;
 };
 
-/* Every label's entry; read-only once built, so shared by the workers without a lock. */
-struct est_cacerts_cache {
-    struct est_cacerts_entry *entries;
-    size_t n;
-};
-
-/* One label's ready /csrattrs body, encoded at start-up; body NULL: nothing required (204). */
-struct est_csrattrs_entry {
-    const struct core_label *label;
-    char *body; /* base64 of the DER CsrAttrs, one line */
-    size_t body_len;
-};
-
-struct est_csrattrs_cache {
-    struct est_csrattrs_entry *entries;
+/* A body for every label; read-only once built, so shared by the workers without a lock. */
+struct est_label_bodies {
+    struct est_label_body *entries;
     size_t n;
 };
 
@@ -45,8 +33,8 @@ struct est_server {
     size_t max_body;
     int port;
     bool library_initialised;
-    struct est_cacerts_cache cacerts;
-    struct est_csrattrs_cache csrattrs;
+    struct est_label_bodies cacerts;
+    struct est_label_bodies csrattrs;
 };
 
 #define EST_REQUESTER_MAX 300
@@ -79,11 +67,21 @@ struct est_request {
 /* est_dispatch.c: the CivetWeb begin_request callback; always answers. */
 int est_dispatch(struct mg_connection *conn);
 
-/* est_cacerts.c: encodes every label's body at start-up, so a broken CA chain stops the
- * server early and no request encodes anything. */
-int est_cacerts_cache_build(struct est_cacerts_cache *cache, const struct ca_core *core,
-                            estca_reason *why);
-void est_cacerts_cache_free(struct est_cacerts_cache *cache);
+/* est_label_bodies.c: encodes one body per label at start-up with encode (which may leave
+ * *body NULL), so a broken label stops the server early and no request encodes anything.
+ * what names the resource in errors. */
+typedef int (*est_label_encoder)(const struct core_label *label, char **body, size_t *body_len,
+                                 estca_reason *why);
+int est_label_bodies_build(struct est_label_bodies *bodies, const struct ca_core *core,
+                           est_label_encoder encode, const char *what, estca_reason *why);
+void est_label_bodies_free(struct est_label_bodies *bodies);
+/* The label's entry; NULL only if label was not the core's at build time. */
+const struct est_label_body *est_label_bodies_find(const struct est_label_bodies *bodies,
+                                                   const struct core_label *label);
+
+/* est_cacerts.c */
+int est_cacerts_encode(const struct core_label *label, char **body, size_t *body_len,
+                       estca_reason *why);
 void est_cacerts_handle(struct est_request *req);
 
 /* est_csrattrs.c: the DER CsrAttrs (RFC 8951 §4) for want, even when it asks for nothing
@@ -94,9 +92,8 @@ int est_csrattrs_der(const struct core_csr_attrs *want, unsigned char **out, siz
  * Caller frees *out with OPENSSL_free. */
 int est_csrattrs_base64(const struct core_csr_attrs *want, char **out, size_t *out_len,
                         estca_reason *why);
-int est_csrattrs_cache_build(struct est_csrattrs_cache *cache, const struct ca_core *core,
-                             estca_reason *why);
-void est_csrattrs_cache_free(struct est_csrattrs_cache *cache);
+int est_csrattrs_encode(const struct core_label *label, char **body, size_t *body_len,
+                        estca_reason *why);
 void est_csrattrs_handle(struct est_request *req);
 
 /* est_body.c: the whole request body within max_body, NUL-terminated, in a new buffer

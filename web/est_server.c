@@ -119,9 +119,11 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
         rc = est_tls_context_new(options->tls_certificate, options->tls_chain, options->tls_key,
                                  &server->ssl_ctx, why);
     if (rc == ESTCA_OK)
-        rc = est_cacerts_cache_build(&server->cacerts, server->core, why);
+        rc = est_label_bodies_build(&server->cacerts, server->core, est_cacerts_encode, "/cacerts",
+                                    why);
     if (rc == ESTCA_OK)
-        rc = est_csrattrs_cache_build(&server->csrattrs, server->core, why);
+        rc = est_label_bodies_build(&server->csrattrs, server->core, est_csrattrs_encode,
+                                    "/csrattrs", why);
     if (rc == ESTCA_OK)
         rc = start_civetweb(server, options, why);
     if (rc != ESTCA_OK) {
@@ -144,8 +146,8 @@ void est_server_stop(struct est_server *server)
     if (server->ctx != NULL)
         mg_stop(server->ctx); /* returns once every worker has finished its request */
     SSL_CTX_free(server->ssl_ctx);
-    est_cacerts_cache_free(&server->cacerts);
-    est_csrattrs_cache_free(&server->csrattrs);
+    est_label_bodies_free(&server->cacerts);
+    est_label_bodies_free(&server->csrattrs);
     if (server->library_initialised)
         mg_exit_library();
     free(server);

@@ -11,9 +11,9 @@
 #include <openssl/x509.h>
 
 struct est_server_options {
-    const char *listen;        /* "127.0.0.1:8443", "[::1]:8443"; port 0 = any free port */
-    int threads;               /* CivetWeb worker threads */
-    size_t max_body;           /* larger request bodies get 413 */
+    const char *listen; /* "127.0.0.1:8443", "[::1]:8443"; port 0 = any free port */
+    int threads;        /* CivetWeb worker threads */
+    size_t max_body;    /* larger request bodies get 413 */
     int request_timeout_ms;
     X509 *tls_certificate;     /* borrowed */
     STACK_OF(X509) *tls_chain; /* borrowed; intermediates, may be NULL */
