@@ -4,6 +4,8 @@
 set -euo pipefail
 dest=${1:?usage: civetweb-source.sh DEST}
 [ -f "$dest/src/civetweb.c" ] && exit 0
+# dpkg-source puts the upstream tarball beside its target: the parent must exist.
+mkdir -p "$(dirname "$dest")"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
