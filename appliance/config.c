@@ -80,6 +80,7 @@ static const struct key_spec key_specs[] = {
      0, 1, yes_no_words},
     {"label", "approval", VALUE_ENUM, LABEL(manual_approval), 0, 1, approval_words},
     {"label", "retry_after", VALUE_INT, LABEL(retry_after_seconds), 1, 86400, NULL},
+    {"label", "serverkeygen", VALUE_ENUM, LABEL(serverkeygen), 0, 1, yes_no_words},
 };
 
 static const char *const global_sections[] = {"token", "server", "ledger", "auth"};
@@ -182,6 +183,7 @@ static int open_label_section(struct parse_state *state, const char *name)
     label->csr_hash = -1;
     label->csr_require_challenge_password = -1;
     label->manual_approval = -1;
+    label->serverkeygen = -1;
     state->section_base = label;
     return 1;
 }
@@ -391,6 +393,8 @@ static int apply_defaults(struct estca_config *config)
             label->csr_require_challenge_password = 0;
         if (label->manual_approval < 0)
             label->manual_approval = 0;
+        if (label->serverkeygen < 0)
+            label->serverkeygen = 0;
         if (label->retry_after_seconds < 1)
             label->retry_after_seconds = DEFAULT_RETRY_AFTER_SECONDS;
     }

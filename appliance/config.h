@@ -13,7 +13,8 @@
  *   [label:NAME] ca, validity_days, csr_key_type (rsa:2048 rsa:3072 rsa:4096 ec:P-256
  *              ec:P-384), csr_hash (sha256 sha384 sha512), csr_require_challenge_password
  *              (yes/no): what /csrattrs advertises (RFC 8951 §4); csr_key_type is enforced;
- *              approval (auto/manual), retry_after (seconds a 202 asks the client to wait)
+ *              approval (auto/manual), retry_after (seconds a 202 asks the client to wait),
+ *              serverkeygen (yes/no, default no: /serverkeygen, RFC 7030 §4.4)
  */
 #ifndef ESTCA_CONFIG_H
 #define ESTCA_CONFIG_H
@@ -56,6 +57,7 @@ struct config_label {
     int csr_require_challenge_password; /* 0 or 1 */
     int manual_approval;                /* 0: issue at once; 1: an operator approves first */
     int retry_after_seconds;            /* what a 202 tells the client to wait */
+    int serverkeygen;                   /* 0 or 1: /serverkeygen allowed */
 };
 
 struct estca_config {

@@ -85,6 +85,7 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
         label->validity_days = source->validity_days;
         label->manual_approval = source->manual_approval != 0;
         label->retry_after_seconds = source->retry_after_seconds;
+        label->serverkeygen = source->serverkeygen != 0;
         csr_attrs_from_config(source, &label->csr_attrs);
         if (config->default_label != NULL && strcmp(label->name, config->default_label) == 0)
             core->default_label = label;

@@ -85,4 +85,17 @@ int core_reenroll(struct ca_core *core, const struct core_label *label, X509_REQ
                   X509 *current, STACK_OF(X509) *presented_chain, const char *requester, X509 **out,
                   estca_reason *why);
 
+/* Server-side key generation (RFC 7030 §4.4). The token generates the key pair (see
+ * hsm_keygen_device); the CSR supplies only the subject and subjectAltName: its public key
+ * and signature are ignored (§4.4.1), but it must parse. Key type: the label's csr_key_type
+ * if set, else the CSR's key type if the base policy allows it, else ec:P-256. The
+ * certificate is built, signed and recorded in the ledger as core_enroll does. On success
+ * *pkcs8_out is the DER PKCS#8 PrivateKeyInfo: the caller wipes and frees it with
+ * OPENSSL_clear_free once the response is written, and frees *cert_out.
+ * Errors: ESTCA_E_FORBIDDEN (the label lacks serverkeygen = yes, or has approval = manual:
+ * not offered there for now), ESTCA_E_UNAVAILABLE (token), and those of core_enroll. */
+int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                      const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
+                      size_t *pkcs8_len, estca_reason *why);
+
 #endif

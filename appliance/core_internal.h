@@ -28,6 +28,7 @@ struct core_label {
     struct core_csr_attrs csr_attrs;
     bool manual_approval;
     int retry_after_seconds;
+    bool serverkeygen; /* /serverkeygen allowed */
 };
 
 struct ca_core {

@@ -4,6 +4,7 @@
  * what they must. */
 #include "certbuild.h"
 #include "core_internal.h"
+#include "keygen.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -142,7 +143,8 @@ static int requested_names(X509_REQ *csr, struct requested_names *names, estca_r
     return ESTCA_OK;
 }
 
-static int sign_certificate(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+static int sign_certificate(struct ca_core *core, const struct core_label *label,
+                            const X509_PUBKEY *subject_public_key,
                             const struct requested_names *names, X509 **out, estca_reason *why)
 {
     unsigned char serial[SERIAL_OCTETS];
@@ -152,7 +154,7 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
     struct certbuild_params params = {
         .profile = CERTBUILD_END_ENTITY,
         .subject = names->subject,
-        .subject_public_key = X509_REQ_get_X509_PUBKEY(csr),
+        .subject_public_key = subject_public_key,
         .san = names->san,
         .issuer = label->ca->certificate,
         .issuer_key = label->ca->key,
@@ -187,22 +189,32 @@ static int record(struct ca_core *core, const struct core_label *label, X509_REQ
     return rc == ESTCA_OK ? ESTCA_OK : ESTCA_E_LEDGER;
 }
 
-int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-               const char *requester, long replaces, X509 **out, estca_reason *why)
+/* The issuance path. generated_key NULL: the CSR's own key, after proof of possession and
+ * the key policy. generated_key set (serverkeygen): the certificate is for that key, the CSR
+ * supplies only the names (RFC 7030 §4.4.1) and no approval step applies. */
+static int issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                 const X509_PUBKEY *generated_key, const char *requester, long replaces, X509 **out,
+                 estca_reason *why)
 {
     *out = NULL;
     if (core == NULL || label == NULL || csr == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "core_issue: bad arguments");
-    int rc = verify_signature(csr, why);
-    if (rc == ESTCA_OK)
-        rc = check_key_policy(csr, why);
-    if (rc == ESTCA_OK)
-        rc = check_label_key(label, csr, why);
+    int rc = ESTCA_OK;
+    if (generated_key == NULL) {
+        rc = verify_signature(csr, why);
+        if (rc == ESTCA_OK)
+            rc = check_key_policy(csr, why);
+        if (rc == ESTCA_OK)
+            rc = check_label_key(label, csr, why);
+    }
     struct requested_names names = {0};
     if (rc == ESTCA_OK)
         rc = requested_names(csr, &names, why);
     /* An operator approves only requests that passed every check above. */
     long request = 0;
+    if (rc == ESTCA_OK && label->manual_approval && generated_key != NULL) /* not offered yet */
+        rc = estca_fail(why, ESTCA_E_FORBIDDEN, "label %s: serverkeygen with approval = manual",
+                        label->name);
     if (rc == ESTCA_OK && label->manual_approval) {
         rc = approval_admit(core, label, csr, requester, &request, out, why);
         if (rc != ESTCA_OK || *out != NULL) {
@@ -212,7 +224,9 @@ int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *c
     }
     X509 *certificate = NULL;
     if (rc == ESTCA_OK)
-        rc = sign_certificate(core, label, csr, &names, &certificate, why);
+        rc = sign_certificate(core, label,
+                              generated_key != NULL ? generated_key : X509_REQ_get_X509_PUBKEY(csr),
+                              &names, &certificate, why);
     GENERAL_NAMES_free(names.san);
     /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
     if (rc == ESTCA_OK)
@@ -233,8 +247,104 @@ int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *c
     return ESTCA_OK;
 }
 
+int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+               const char *requester, long replaces, X509 **out, estca_reason *why)
+{
+    return issue(core, label, csr, NULL, requester, replaces, out, why);
+}
+
 int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                 const char *requester, X509 **out, estca_reason *why)
 {
     return core_issue(core, label, csr, requester, 0, out, why);
+}
+
+/* The key type for serverkeygen: the label's csr_key_type, else the CSR's key type when the
+ * base policy allows it, else P-256. */
+static const char *serverkeygen_algorithm(const struct core_label *label, X509_REQ *csr)
+{
+    const struct core_csr_attrs *want = &label->csr_attrs;
+    int type = EVP_PKEY_NONE, bits = 0, nid = NID_undef;
+    if (want->key_algorithm == CORE_CSR_KEY_RSA) {
+        type = EVP_PKEY_RSA;
+        bits = want->rsa_bits;
+    } else if (want->key_algorithm == CORE_CSR_KEY_EC) {
+        type = EVP_PKEY_EC;
+        nid = want->ec_curve_nid;
+    } else {
+        EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
+        ERR_clear_error();
+        type = key != NULL ? EVP_PKEY_get_base_id(key) : EVP_PKEY_NONE;
+        if (type == EVP_PKEY_RSA)
+            bits = EVP_PKEY_get_bits(key);
+        else if (type == EVP_PKEY_EC)
+            nid = curve_nid(key);
+    }
+    if (type == EVP_PKEY_RSA && bits == 2048)
+        return "rsa:2048";
+    if (type == EVP_PKEY_RSA && bits == 3072)
+        return "rsa:3072";
+    if (type == EVP_PKEY_RSA && bits == 4096)
+        return "rsa:4096";
+    if (type == EVP_PKEY_EC && nid == NID_secp384r1)
+        return "ec:P-384";
+    return "ec:P-256";
+}
+
+/* The public half of a PKCS#8 private key, as the certificate's subjectPublicKeyInfo. */
+static int pkcs8_public_key(const unsigned char *der, size_t len, X509_PUBKEY **out,
+                            estca_reason *why)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    EVP_PKEY *key = p8 != NULL ? EVP_PKCS82PKEY(p8) : NULL;
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    int ok = key != NULL && X509_PUBKEY_set(out, key) == 1;
+    EVP_PKEY_free(key);
+    if (!ok)
+        return estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot take the generated public key");
+    return ESTCA_OK;
+}
+
+int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                      const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
+                      size_t *pkcs8_len, estca_reason *why)
+{
+    if (cert_out != NULL)
+        *cert_out = NULL;
+    if (pkcs8_out != NULL)
+        *pkcs8_out = NULL;
+    if (pkcs8_len != NULL)
+        *pkcs8_len = 0;
+    if (core == NULL || label == NULL || csr == NULL || cert_out == NULL || pkcs8_out == NULL ||
+        pkcs8_len == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "core_serverkeygen: bad arguments");
+    if (!label->serverkeygen)
+        return estca_fail(why, ESTCA_E_FORBIDDEN,
+                          "label %s does not allow server-side key generation", label->name);
+    if (label->manual_approval)
+        return estca_fail(why, ESTCA_E_FORBIDDEN,
+                          "label %s: server-side key generation is not offered with "
+                          "approval = manual",
+                          label->name);
+    const char *algorithm = serverkeygen_algorithm(label, csr);
+    unsigned char *der = NULL;
+    size_t len = 0;
+    int rc = hsm_keygen_device(core->token, algorithm, &der, &len, why);
+    if (rc != ESTCA_OK)
+        return rc == ESTCA_E_TOKEN ? ESTCA_E_UNAVAILABLE : rc;
+    X509_PUBKEY *public_key = NULL;
+    rc = pkcs8_public_key(der, len, &public_key, why);
+    X509 *certificate = NULL;
+    if (rc == ESTCA_OK)
+        rc = issue(core, label, csr, public_key, requester, 0, &certificate, why);
+    X509_PUBKEY_free(public_key);
+    if (rc != ESTCA_OK) {
+        OPENSSL_clear_free(der, len);
+        return rc;
+    }
+    *cert_out = certificate;
+    *pkcs8_out = der;
+    *pkcs8_len = len;
+    return ESTCA_OK;
 }

@@ -16,15 +16,7 @@ static const unsigned char oid_prime256v1[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
                                                0xce, 0x3d, 0x03, 0x01, 0x07};
 static const unsigned char oid_secp384r1[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 
-struct keygen_algorithm {
-    const char *name;
-    CK_MECHANISM_TYPE mechanism;
-    CK_ULONG modulus_bits;          /* RSA */
-    const unsigned char *ec_params; /* EC */
-    CK_ULONG ec_params_len;
-};
-
-static const struct keygen_algorithm algorithms[] = {
+static const struct p11_key_algorithm algorithms[] = {
     {"rsa:2048", CKM_RSA_PKCS_KEY_PAIR_GEN, 2048, NULL, 0},
     {"rsa:3072", CKM_RSA_PKCS_KEY_PAIR_GEN, 3072, NULL, 0},
     {"rsa:4096", CKM_RSA_PKCS_KEY_PAIR_GEN, 4096, NULL, 0},
@@ -32,7 +24,7 @@ static const struct keygen_algorithm algorithms[] = {
     {"ec:P-384", CKM_EC_KEY_PAIR_GEN, 0, oid_secp384r1, sizeof oid_secp384r1},
 };
 
-static const struct keygen_algorithm *find_algorithm(const char *name)
+const struct p11_key_algorithm *p11_find_key_algorithm(const char *name)
 {
     for (size_t i = 0; name != NULL && i < sizeof algorithms / sizeof algorithms[0]; i++) {
         if (strcmp(algorithms[i].name, name) == 0)
@@ -96,7 +88,7 @@ static int ensure_id(const struct hsm_token *t, CK_SESSION_HANDLE session,
 }
 
 static CK_RV generate_pair(const struct hsm_token *t, CK_SESSION_HANDLE session,
-                           const struct keygen_algorithm *alg, const struct p11_key_selector *sel)
+                           const struct p11_key_algorithm *alg, const struct p11_key_selector *sel)
 {
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_ULONG bits = alg->modulus_bits;
@@ -129,7 +121,7 @@ static CK_RV generate_pair(const struct hsm_token *t, CK_SESSION_HANDLE session,
 }
 
 static int keygen_in_session(struct hsm_token *t, CK_SESSION_HANDLE session,
-                             const struct keygen_algorithm *alg, struct p11_key_selector *sel,
+                             const struct p11_key_algorithm *alg, struct p11_key_selector *sel,
                              const char *key_uri, estca_reason *why)
 {
     int rc = refuse_duplicates(t, session, sel, key_uri, why);
@@ -151,7 +143,7 @@ int hsm_keygen_ca(struct hsm_token *token, const char *key_uri, const char *algo
 {
     if (token == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "hsm_keygen_ca: no token");
-    const struct keygen_algorithm *alg = find_algorithm(algorithm);
+    const struct p11_key_algorithm *alg = p11_find_key_algorithm(algorithm);
     if (alg == NULL)
         return estca_fail(why, ESTCA_E_INVALID,
                           "unknown key type '%s' (rsa:2048, rsa:3072, rsa:4096, ec:P-256, "

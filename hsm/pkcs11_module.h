@@ -73,6 +73,19 @@ int p11_find_objects(const struct hsm_token *token, CK_SESSION_HANDLE session, C
                      CK_ULONG n, CK_OBJECT_HANDLE *handles, CK_ULONG cap, CK_ULONG *count,
                      estca_reason *why);
 
+/* ---- key pair algorithms (keygen.c), shared by CA and device key generation ---- */
+
+struct p11_key_algorithm {
+    const char *name; /* "rsa:2048" ... "ec:P-384" */
+    CK_MECHANISM_TYPE mechanism;
+    CK_ULONG modulus_bits;          /* RSA */
+    const unsigned char *ec_params; /* EC: DER of the curve's OID */
+    CK_ULONG ec_params_len;
+};
+
+/* NULL for a name not in the list. */
+const struct p11_key_algorithm *p11_find_key_algorithm(const char *name);
+
 /* ---- RFC 7512 URIs (pkcs11_uri.c) ---- */
 
 /* Parses text as a PKCS#11 URI; refuses unrecognised path attributes and an embedded PIN

@@ -62,21 +62,37 @@ int estca_fail_openssl(estca_reason *why, int status, const char *fmt, ...)
 const char *estca_status_name(int status)
 {
     switch (status) {
-    case ESTCA_OK: return "ok";
-    case ESTCA_E_INVALID: return "invalid";
-    case ESTCA_E_AUTH: return "unauthenticated";
-    case ESTCA_E_FORBIDDEN: return "forbidden";
-    case ESTCA_E_NOT_FOUND: return "not-found";
-    case ESTCA_E_UNAVAILABLE: return "unavailable";
-    case ESTCA_E_IO: return "io";
-    case ESTCA_E_CRYPTO: return "crypto";
-    case ESTCA_E_NOMEM: return "nomem";
-    case ESTCA_E_CONFIG: return "config";
-    case ESTCA_E_TOKEN: return "token";
-    case ESTCA_E_LEDGER: return "ledger";
-    case ESTCA_E_POLICY: return "policy";
-    case ESTCA_E_TOO_LARGE: return "too-large";
-    case ESTCA_E_PENDING: return "pending";
-    default: return "unknown";
+    case ESTCA_OK:
+        return "ok";
+    case ESTCA_E_INVALID:
+        return "invalid";
+    case ESTCA_E_AUTH:
+        return "unauthenticated";
+    case ESTCA_E_FORBIDDEN:
+        return "forbidden";
+    case ESTCA_E_NOT_FOUND:
+        return "not-found";
+    case ESTCA_E_UNAVAILABLE:
+        return "unavailable";
+    case ESTCA_E_IO:
+        return "io";
+    case ESTCA_E_CRYPTO:
+        return "crypto";
+    case ESTCA_E_NOMEM:
+        return "nomem";
+    case ESTCA_E_CONFIG:
+        return "config";
+    case ESTCA_E_TOKEN:
+        return "token";
+    case ESTCA_E_LEDGER:
+        return "ledger";
+    case ESTCA_E_POLICY:
+        return "policy";
+    case ESTCA_E_TOO_LARGE:
+        return "too-large";
+    case ESTCA_E_PENDING:
+        return "pending";
+    default:
+        return "unknown";
     }
 }

@@ -30,8 +30,7 @@ void hsm_token_close(struct hsm_token *token);
 /* Finds the private key named by key_uri ("pkcs11:token=estca;object=issuing-ca", with
  * optional id=) on the open token and returns it as an EVP_PKEY usable by X509_sign,
  * SSL_CTX_use_PrivateKey, CMS_sign. Exactly one key must match. Caller frees. */
-int hsm_key_find(struct hsm_token *token, const char *key_uri, EVP_PKEY **out,
-                 estca_reason *why);
+int hsm_key_find(struct hsm_token *token, const char *key_uri, EVP_PKEY **out, estca_reason *why);
 
 /* Fills buf with len bytes from the token's RNG (C_GenerateRandom). */
 int hsm_random(struct hsm_token *token, unsigned char *buf, size_t len, estca_reason *why);
@@ -47,8 +46,13 @@ struct hsm_key_attributes {
 
 /* Reads the protection attributes of the private key object named by key_uri, through the
  * module's own function list. */
-int hsm_key_attributes(struct hsm_token *token, const char *key_uri,
-                       struct hsm_key_attributes *out, estca_reason *why);
+int hsm_key_attributes(struct hsm_token *token, const char *key_uri, struct hsm_key_attributes *out,
+                       estca_reason *why);
+
+/* Test and diagnostics helper: counts every object visible to a logged-in session of
+ * ours (token objects; session objects of other sessions included as the module shows
+ * them). Used to check that serverkeygen leaves nothing behind. */
+int hsm_count_objects(struct hsm_token *token, unsigned long *out, estca_reason *why);
 
 /* Reads a PIN or password file: refuses files readable by group or others, strips one
  * trailing newline. buf is cleansed by the caller after use. */

@@ -42,6 +42,8 @@ static void route_and_handle(struct est_request *req)
         est_reenroll_handle(req);
         return;
     case EST_OP_SERVERKEYGEN:
+        est_serverkeygen_handle(req);
+        return;
     case EST_OP_FULLCMC:
         /* RFC 7030 §4.3.2: clients read 501 as "not implemented". */
         est_respond_error(req, 501, NULL, "%s is not implemented yet", est_op_name(route->op));

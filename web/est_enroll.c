@@ -1,8 +1,9 @@
-/* /simpleenroll and /simplereenroll (RFC 7030 §4.2). Enrollment authenticates with HTTP
- * Basic, re-enrollment with the TLS client certificate being renewed; both then take a base64
- * DER PKCS#10 body of type application/pkcs10, have the core issue, and answer a certs-only
- * PKCS#7 holding only the new certificate (§4.2.3). Content-Transfer-Encoding is ignored
- * (RFC 8951 §3).
+/* /simpleenroll and /simplereenroll (RFC 7030 §4.2), and /serverkeygen (§4.4). Enrollment
+ * and serverkeygen authenticate with HTTP Basic, re-enrollment with the TLS client certificate
+ * being renewed; all take a base64 DER PKCS#10 body of type application/pkcs10 and have the
+ * core issue. Enrollment answers a certs-only PKCS#7 holding only the new certificate
+ * (§4.2.3), serverkeygen a multipart/mixed of the PKCS#8 key and that PKCS#7 (§4.4.2).
+ * Content-Transfer-Encoding is ignored (RFC 8951 §3).
  *
  * Order of checks: credentials before the body, so unauthenticated clients never make us
  * read or parse anything; then the media type, the size, the encoding, the DER. */
@@ -10,7 +11,9 @@
 #include "est_response.h"
 #include "http_basic.h"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,4 +197,112 @@ void est_reenroll_handle(struct est_request *req)
                            SSL_get_peer_cert_chain(ssl), req->requester, &cert, &why);
     X509_REQ_free(csr);
     respond_issued(req, rc, cert, &why);
+}
+
+/* /serverkeygen (RFC 7030 §4.4) sends a private key: only over a channel that encrypts. */
+static bool check_confidential(struct est_request *req)
+{
+    SSL *ssl = est_tls_connection_ssl(req->conn);
+    const SSL_CIPHER *cipher = ssl != NULL ? SSL_get_current_cipher(ssl) : NULL;
+    if (cipher != NULL && SSL_CIPHER_get_cipher_nid(cipher) != NID_undef)
+        return true;
+    est_respond_error(req, 403, NULL, "server-side key generation needs an encrypting TLS cipher");
+    return false;
+}
+
+#define SKG_BOUNDARY_OCTETS 16
+
+/* The multipart/mixed body of §4.4.2: the PKCS#8 part, then the certs-only part. The key
+ * part's base64 is wiped before it is freed; *body (OPENSSL_malloc'd) holds the key too and
+ * is the caller's to wipe and free with OPENSSL_clear_free. */
+static int serverkeygen_body(const char *boundary, const unsigned char *pkcs8, size_t pkcs8_len,
+                             X509 *cert, char **body, size_t *body_len, estca_reason *why)
+{
+    char *key_b64 = NULL, *certs_b64 = NULL;
+    size_t key_len = 0, certs_len = 0;
+    STACK_OF(X509) *one = sk_X509_new_null();
+    int rc = ESTCA_E_NOMEM;
+    if (one != NULL && sk_X509_push(one, cert) > 0)
+        rc = est_certs_only_base64(one, &certs_b64, &certs_len, why);
+    sk_X509_free(one); /* the certificate itself stays the caller's */
+    if (rc == ESTCA_OK)
+        rc = base64_encode(pkcs8, pkcs8_len, &key_b64, &key_len, why);
+    static const char format[] =
+        "--%s\r\nContent-Type: application/pkcs8\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n"
+        "--%s\r\nContent-Type: application/pkcs7-mime; smime-type=certs-only\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n"
+        "--%s--\r\n";
+    int n = -1;
+    if (rc == ESTCA_OK)
+        n = snprintf(NULL, 0, format, boundary, key_b64, boundary, certs_b64, boundary);
+    if (rc == ESTCA_OK && n < 0)
+        rc = estca_fail(why, ESTCA_E_INVALID, "cannot format the multipart body");
+    char *buf = NULL;
+    if (rc == ESTCA_OK && (buf = OPENSSL_malloc((size_t)n + 1)) == NULL)
+        rc = estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    if (rc == ESTCA_OK) {
+        snprintf(buf, (size_t)n + 1, format, boundary, key_b64, boundary, certs_b64, boundary);
+        *body = buf;
+        *body_len = (size_t)n;
+    }
+    if (key_b64 != NULL)
+        OPENSSL_clear_free(key_b64, key_len + 1);
+    OPENSSL_free(certs_b64);
+    return rc;
+}
+
+static void respond_serverkeygen(struct est_request *req, X509 *cert, const unsigned char *pkcs8,
+                                 size_t pkcs8_len)
+{
+    unsigned char random[SKG_BOUNDARY_OCTETS];
+    char boundary[2 * SKG_BOUNDARY_OCTETS + 1];
+    char content_type[96];
+    char *body = NULL;
+    size_t body_len = 0;
+    estca_reason why = {{0}};
+    int rc = ESTCA_OK;
+    if (RAND_bytes(random, sizeof random) != 1)
+        rc = estca_fail_openssl(&why, ESTCA_E_CRYPTO, "no random boundary");
+    for (size_t i = 0; rc == ESTCA_OK && i < sizeof random; i++)
+        snprintf(boundary + 2 * i, 3, "%02x", random[i]);
+    if (rc == ESTCA_OK)
+        rc = serverkeygen_body(boundary, pkcs8, pkcs8_len, cert, &body, &body_len, &why);
+    if (rc != ESTCA_OK) {
+        est_note(req, "key and certificate made but not encoded: %s", why.text);
+        est_respond_error(req, 500, NULL, "internal error");
+        return;
+    }
+    snprintf(content_type, sizeof content_type, "multipart/mixed; boundary=%s", boundary);
+    struct est_response response = {
+        .status = 200,
+        .content_type = content_type,
+        .body = body,
+        .body_len = body_len,
+        .secret = true,
+    };
+    est_respond(req, &response);
+    OPENSSL_clear_free(body, body_len + 1);
+}
+
+/* HTTP Basic as for /simpleenroll; the CSR gives only the names (§4.4.1). */
+void est_serverkeygen_handle(struct est_request *req)
+{
+    X509_REQ *csr = NULL;
+    if (!authenticate(req) || !check_confidential(req) || !read_csr(req, &csr))
+        return;
+    X509 *cert = NULL;
+    unsigned char *pkcs8 = NULL;
+    size_t pkcs8_len = 0;
+    estca_reason why = {{0}};
+    int rc = core_serverkeygen(req->server->core, req->label, csr, req->requester, &cert, &pkcs8,
+                               &pkcs8_len, &why);
+    X509_REQ_free(csr);
+    if (rc != ESTCA_OK) {
+        respond_core_error(req, rc, &why);
+        return;
+    }
+    respond_serverkeygen(req, cert, pkcs8, pkcs8_len);
+    OPENSSL_clear_free(pkcs8, pkcs8_len);
+    X509_free(cert);
 }

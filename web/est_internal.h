@@ -103,6 +103,7 @@ bool est_read_body(struct est_request *req, char **out, size_t *out_len);
 /* est_enroll.c */
 void est_enroll_handle(struct est_request *req);
 void est_reenroll_handle(struct est_request *req);
+void est_serverkeygen_handle(struct est_request *req);
 
 /* est_pkcs7.c: base64 (one line) of a degenerate certs-only SignedData holding certs, in
  * order. Caller frees *out with OPENSSL_free. */

@@ -1,5 +1,6 @@
 #include "est_response.h"
 
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,8 @@ void est_respond(struct est_request *req, const struct est_response *response)
         return;
     }
     int written = mg_write(req->conn, buf, len);
+    if (response->secret)
+        OPENSSL_cleanse(buf, len);
     free(buf);
     req->bytes_sent = written > 0 ? (size_t)written : 0;
     if (written < 0 || (size_t)written != len) {

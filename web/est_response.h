@@ -23,6 +23,7 @@ struct est_response {
     const char *extra_headers; /* complete "Name: value\r\n" lines, or NULL */
     const void *body;
     size_t body_len;
+    bool secret; /* the body holds a private key: est_respond wipes its copy after writing */
 };
 
 /* The reason phrase of a status code we send ("Not Found"). */

@@ -377,3 +377,16 @@ Test(config, approval)
                    "'approval' must be one of auto, manual", NULL);
     expect_refused(MINIMAL "retry_after = 0\n", "estca.conf:13", "'retry_after'", NULL);
 }
+
+Test(config, serverkeygen)
+{
+    struct estca_config *config = NULL;
+    const struct config_label *label = load_label("validity_days = 5\n", &config);
+    cr_expect_eq(label->serverkeygen, 0, "serverkeygen is off unless configured");
+    config_free(config);
+    label = load_label("serverkeygen = yes\n", &config);
+    cr_expect_eq(label->serverkeygen, 1);
+    config_free(config);
+    expect_refused(MINIMAL "serverkeygen = maybe\n", "estca.conf:13",
+                   "'serverkeygen' must be one of no, yes", NULL);
+}

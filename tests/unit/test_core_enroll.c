@@ -539,3 +539,102 @@ Test(core_open, no_csr_attributes_by_default)
     cr_expect_eq(enroll_key(EVP_RSA_gen(2048), &why), ESTCA_OK, "%s", why.text);
     cr_expect_eq(enroll_key(EVP_EC_gen("P-384"), &why), ESTCA_OK, "%s", why.text);
 }
+
+/* ---- serverkeygen ---- */
+
+/* core_serverkeygen on the default label for a CSR of csr_key signed by signer: the status;
+ * on success the key and certificate are checked to belong together and the key returned. */
+static int serverkeygen(EVP_PKEY *csr_key, EVP_PKEY *signer, EVP_PKEY **key_out, estca_reason *why)
+{
+    X509_REQ *csr = make_csr(csr_key, signer, "skg-device", "skg-device.example");
+    X509 *cert = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    int rc = core_serverkeygen(core, core_find_label(core, NULL), csr, "user:alice", &cert, &der,
+                               &len, why);
+    X509_REQ_free(csr);
+    *key_out = NULL;
+    if (rc != ESTCA_OK) {
+        cr_expect_null(cert);
+        cr_expect_null(der);
+        return rc;
+    }
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    cr_assert_not_null(p8);
+    cr_expect(p == der + len);
+    EVP_PKEY *key = EVP_PKCS82PKEY(p8);
+    cr_assert_not_null(key);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    OPENSSL_clear_free(der, len);
+    cert = der_roundtrip(cert);
+    expect_chains(cert);
+    cr_expect_eq(X509_check_private_key(cert, key), 1, "the certificate is for the new key");
+    cr_expect_neq(EVP_PKEY_eq(X509_get0_pubkey(cert), csr_key), 1, "not the CSR's key");
+    cr_expect_eq(X509_check_host(cert, "skg-device.example", 0, 0, NULL), 1);
+    X509_free(cert);
+    *key_out = key;
+    return rc;
+}
+
+Test(core_open, serverkeygen_needs_the_label_setting)
+{
+    open_core();
+    EVP_PKEY *csr_key = EVP_EC_gen("P-256"), *key = NULL;
+    estca_reason why = {{0}};
+    cr_expect_eq(serverkeygen(csr_key, csr_key, &key, &why), ESTCA_E_FORBIDDEN);
+    cr_expect_not_null(strstr(why.text, "does not allow server-side key generation"), "%s",
+                       why.text);
+    cr_expect_eq(ledger_count(), 0);
+    EVP_PKEY_free(csr_key);
+}
+
+Test(core_open, serverkeygen_refused_with_manual_approval)
+{
+    config->labels[0].serverkeygen = 1;
+    config->labels[0].manual_approval = 1;
+    open_core();
+    EVP_PKEY *csr_key = EVP_EC_gen("P-256"), *key = NULL;
+    estca_reason why = {{0}};
+    cr_expect_eq(serverkeygen(csr_key, csr_key, &key, &why), ESTCA_E_FORBIDDEN);
+    cr_expect_not_null(strstr(why.text, "approval = manual"), "%s", why.text);
+    cr_expect_eq(ledger_count(), 0);
+    EVP_PKEY_free(csr_key);
+}
+
+Test(core_open, serverkeygen_follows_the_csr_key)
+{
+    config->labels[0].serverkeygen = 1;
+    open_core();
+    EVP_PKEY *csr_key = EVP_EC_gen("P-384"), *other = EVP_EC_gen("P-256"), *key = NULL;
+    estca_reason why = {{0}};
+    /* The CSR's signature is ignored (RFC 7030 §4.4.1): signed by another key. */
+    cr_assert_eq(serverkeygen(csr_key, other, &key, &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(EVP_PKEY_get_base_id(key), EVP_PKEY_EC);
+    cr_expect_eq(EVP_PKEY_get_bits(key), 384);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(csr_key);
+    /* Not an allowed type (P-521): P-256. */
+    csr_key = EVP_EC_gen("P-521");
+    cr_assert_eq(serverkeygen(csr_key, csr_key, &key, &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(EVP_PKEY_get_bits(key), 256);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(csr_key);
+    EVP_PKEY_free(other);
+    cr_expect_eq(ledger_count(), 2);
+}
+
+Test(core_open, serverkeygen_follows_the_label_key_type)
+{
+    config->labels[0].serverkeygen = 1;
+    config->labels[0].csr_key_type = CONFIG_CSR_KEY_RSA_2048;
+    open_core();
+    EVP_PKEY *csr_key = EVP_EC_gen("P-256"), *key = NULL;
+    estca_reason why = {{0}};
+    cr_assert_eq(serverkeygen(csr_key, csr_key, &key, &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(EVP_PKEY_get_base_id(key), EVP_PKEY_RSA);
+    cr_expect_eq(EVP_PKEY_get_bits(key), 2048);
+    cr_expect_eq(ledger_count(), 1);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(csr_key);
+}
