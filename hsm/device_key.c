@@ -28,19 +28,13 @@ static CK_RV generate_session_pair(const struct hsm_token *t, CK_SESSION_HANDLE 
                                    const struct p11_key_algorithm *alg, struct device_objects *obj)
 {
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ULONG bits = alg->modulus_bits;
-    CK_BYTE exponent[] = {0x01, 0x00, 0x01}; /* 65537 */
+    CK_ULONG bits;
     CK_ATTRIBUTE pub[4] = {
         {CKA_TOKEN, &no, sizeof no},
         {CKA_VERIFY, &yes, sizeof yes},
     };
     CK_ULONG npub = 2;
-    if (alg->mechanism == CKM_RSA_PKCS_KEY_PAIR_GEN) {
-        pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof bits};
-        pub[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, exponent, sizeof exponent};
-    } else {
-        pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)alg->ec_params, alg->ec_params_len};
-    }
+    p11_append_key_params(alg, pub, &npub, &bits);
     CK_ATTRIBUTE priv[] = {
         {CKA_TOKEN, &no, sizeof no},       {CKA_PRIVATE, &yes, sizeof yes},
         {CKA_SENSITIVE, &yes, sizeof yes}, {CKA_EXTRACTABLE, &yes, sizeof yes},

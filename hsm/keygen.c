@@ -33,6 +33,19 @@ const struct p11_key_algorithm *p11_find_key_algorithm(const char *name)
     return NULL;
 }
 
+void p11_append_key_params(const struct p11_key_algorithm *alg, CK_ATTRIBUTE *attrs, CK_ULONG *n,
+                           CK_ULONG *bits)
+{
+    static CK_BYTE exponent[] = {0x01, 0x00, 0x01}; /* 65537 */
+    *bits = alg->modulus_bits;
+    if (alg->mechanism == CKM_RSA_PKCS_KEY_PAIR_GEN) {
+        attrs[(*n)++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, bits, sizeof *bits};
+        attrs[(*n)++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, exponent, sizeof exponent};
+    } else {
+        attrs[(*n)++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)alg->ec_params, alg->ec_params_len};
+    }
+}
+
 /* Fails if a key object of class cls carries attribute attr (a label or an id). */
 static int refuse_existing(const struct hsm_token *t, CK_SESSION_HANDLE session,
                            CK_OBJECT_CLASS cls, CK_ATTRIBUTE attr, const char *key_uri,
@@ -91,8 +104,7 @@ static CK_RV generate_pair(const struct hsm_token *t, CK_SESSION_HANDLE session,
                            const struct p11_key_algorithm *alg, const struct p11_key_selector *sel)
 {
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ULONG bits = alg->modulus_bits;
-    CK_BYTE exponent[] = {0x01, 0x00, 0x01}; /* 65537 */
+    CK_ULONG bits;
     CK_ULONG label_len = strlen(sel->label);
     CK_ATTRIBUTE pub[7] = {
         {CKA_TOKEN, &yes, sizeof yes},
@@ -102,12 +114,7 @@ static CK_RV generate_pair(const struct hsm_token *t, CK_SESSION_HANDLE session,
         {CKA_ID, sel->id, sel->id_len},
     };
     CK_ULONG npub = 5;
-    if (alg->mechanism == CKM_RSA_PKCS_KEY_PAIR_GEN) {
-        pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof bits};
-        pub[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, exponent, sizeof exponent};
-    } else {
-        pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)alg->ec_params, alg->ec_params_len};
-    }
+    p11_append_key_params(alg, pub, &npub, &bits);
     CK_ATTRIBUTE priv[] = {
         {CKA_TOKEN, &yes, sizeof yes},     {CKA_PRIVATE, &yes, sizeof yes},
         {CKA_SENSITIVE, &yes, sizeof yes}, {CKA_EXTRACTABLE, &no, sizeof no},

@@ -86,6 +86,12 @@ struct p11_key_algorithm {
 /* NULL for a name not in the list. */
 const struct p11_key_algorithm *p11_find_key_algorithm(const char *name);
 
+/* Appends alg's public-key generation attributes (modulus size and exponent 65537, or the
+ * curve) to attrs at *n. They point into alg (static) and at *bits, which must outlive the
+ * C_GenerateKeyPair call. */
+void p11_append_key_params(const struct p11_key_algorithm *alg, CK_ATTRIBUTE *attrs, CK_ULONG *n,
+                           CK_ULONG *bits);
+
 /* ---- RFC 7512 URIs (pkcs11_uri.c) ---- */
 
 /* Parses text as a PKCS#11 URI; refuses unrecognised path attributes and an embedded PIN
