@@ -130,6 +130,7 @@ static int add_entry(struct credentials *credentials, const char *user, const ch
         return ESTCA_E_NOMEM;
     credentials->entries = entries;
     struct credential *entry = &entries[credentials->n];
+    *entry = (struct credential){0}; /* nothing verified yet */
     entry->user = strdup(user);
     entry->hash = strdup(hash);
     if (entry->user == NULL || entry->hash == NULL) {

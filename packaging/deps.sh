@@ -12,7 +12,7 @@ packages=(
   softhsm2 opensc
   # tests and benchmarks
   libcriterion-dev curl openssl sqlite3 strongswan-pki libstrongswan-standard-plugins libstrongswan-extra-plugins wrk
-  libclang-rt-14-dev procps bc
+  libclang-rt-14-dev procps bc valgrind
 )
 
 missing=()
