@@ -288,7 +288,7 @@ static int add_extensions(X509 *cert, const struct certbuild_params *p, estca_re
 
 /* SHA-384 for P-384 keys (matching strength, CNSA), SHA-512 for larger curves, SHA-256
  * otherwise. EVP_PKEY_get_bits also works for libp11's legacy token keys. */
-static const EVP_MD *signing_digest(EVP_PKEY *issuer_key)
+const EVP_MD *certbuild_signing_digest(EVP_PKEY *issuer_key)
 {
     if (EVP_PKEY_get_base_id(issuer_key) != EVP_PKEY_EC)
         return EVP_sha256();
@@ -304,7 +304,7 @@ static const EVP_MD *signing_digest(EVP_PKEY *issuer_key)
  * sign, which in this appliance means the token. */
 static int sign(X509 *cert, EVP_PKEY *issuer_key, estca_reason *why)
 {
-    if (X509_sign(cert, issuer_key, signing_digest(issuer_key)) <= 0)
+    if (X509_sign(cert, issuer_key, certbuild_signing_digest(issuer_key)) <= 0)
         return estca_fail_openssl(why, ESTCA_E_TOKEN, "certbuild: signing failed");
     return ESTCA_OK;
 }

@@ -38,4 +38,8 @@ struct certbuild_params {
  * another certificate. Digest: SHA-256 (SHA-384 for P-384 issuers). Caller frees *out. */
 int certbuild_sign(const struct certbuild_params *params, X509 **out, estca_reason *why);
 
+/* The digest a signature by issuer_key uses: SHA-384 for P-384, SHA-512 for larger curves,
+ * SHA-256 otherwise (also for CRLs, so certificates and CRLs of one CA agree). */
+const EVP_MD *certbuild_signing_digest(EVP_PKEY *issuer_key);
+
 #endif

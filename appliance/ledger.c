@@ -53,6 +53,10 @@ static const char *const migrations[] = {
     "  certificate INTEGER REFERENCES certificates(id),"
     "  UNIQUE (label, csr_sha256)"
     ");",
+    /* 2 -> 3: revocation (RFC 5280 §5.3.1 reason codes) and CRL numbers per CA. */
+    "ALTER TABLE certificates ADD COLUMN revoked_at TEXT;"
+    "ALTER TABLE certificates ADD COLUMN revocation_reason INTEGER;"
+    "CREATE TABLE crl_numbers (ca TEXT PRIMARY KEY, last INTEGER NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))

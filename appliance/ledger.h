@@ -121,6 +121,30 @@ int ledger_each_request(struct ledger *ledger,
                         int (*visit)(const struct ledger_request *request, void *arg), void *arg,
                         estca_reason *why);
 
+/* ---- revocation (ledger_revocation.c) ---- */
+
+/* Marks the certificate with this serial (hex, any case; the one of CA ca_name, or of any CA
+ * when ca_name is NULL and the serial is unique) revoked now for reason (an RFC 5280 CRLReason
+ * code). ESTCA_E_NOT_FOUND, or ESTCA_E_INVALID if already revoked or ambiguous. */
+int ledger_revoke(struct ledger *ledger, const char *ca_name, const char *serial, int reason,
+                  estca_reason *why);
+
+struct ledger_revoked {
+    const char *serial;     /* upper-case hex */
+    const char *revoked_at; /* ISO 8601 UTC */
+    int reason;             /* RFC 5280 CRLReason */
+};
+
+/* Visits every certificate of ca_name that is revoked and not yet expired. */
+int ledger_each_revoked(struct ledger *ledger, const char *ca_name,
+                        int (*visit)(const struct ledger_revoked *revoked, void *arg), void *arg,
+                        estca_reason *why);
+
+/* The next CRL number for ca_name (1, 2, ...), committed before it is returned so that no
+ * number is ever used twice. */
+int ledger_next_crl_number(struct ledger *ledger, const char *ca_name, long *out,
+                           estca_reason *why);
+
 /* Number of certificates recorded (for tests and status). */
 int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why);
 

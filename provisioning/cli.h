@@ -24,7 +24,8 @@ struct cli_command {
 /* Each command file defines one or more of these; estca.c lists them. */
 extern const struct cli_command cmd_token_init, cmd_key_generate, cmd_key_show, cmd_ca_root,
     cmd_ca_issuing, cmd_tls_certificate, cmd_user_add, cmd_user_passwd, cmd_user_del, cmd_cert_list,
-    cmd_cert_show, cmd_cert_export, cmd_request_list, cmd_request_approve, cmd_request_reject;
+    cmd_cert_show, cmd_cert_export, cmd_request_list, cmd_request_approve, cmd_request_reject,
+    cmd_cert_revoke, cmd_crl_create;
 
 /* Token selection, common to commands that use keys. From --config FILE's [token] section,
  * each field overridable on the command line. */
@@ -90,6 +91,9 @@ int cli_parse_ledger_options(const struct cli_command *command, int argc, char *
 /* The ledger at ledger_path, or else the one config_file's [ledger] section names. */
 int cli_open_ledger(const char *config_file, const char *ledger_path, struct ledger **out,
                     estca_reason *why);
+
+/* A serial as people paste it ("8e:c7:e1", "0x8EC7E1", "8EC7E1") as upper-case hex. */
+int cli_normalise_serial(const char *text, char *out, size_t cap);
 
 /* Parses a positive day count. */
 int cli_parse_days(const char *text, int *out);

@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -306,4 +307,21 @@ int cli_parse_ledger_options(const struct cli_command *command, int argc, char *
         return cli_usage_error(command, operands == 0 ? "no arguments expected"
                                                       : "wrong number of arguments");
     return 0;
+}
+
+/* Serials as people paste them: "8e:c7:e1", "0x8EC7E1", "8EC7E1". */
+int cli_normalise_serial(const char *text, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (strncasecmp(text, "0x", 2) == 0)
+        text += 2;
+    for (; *text != '\0'; text++) {
+        if (*text == ':')
+            continue;
+        if (!isxdigit((unsigned char)*text) || n + 1 >= cap)
+            return ESTCA_E_INVALID;
+        out[n++] = (char)toupper((unsigned char)*text);
+    }
+    out[n] = '\0';
+    return n > 0 ? ESTCA_OK : ESTCA_E_INVALID;
 }

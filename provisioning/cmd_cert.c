@@ -9,23 +9,6 @@
 #include <openssl/pem.h>
 #include <string.h>
 
-/* Serials as people paste them: "8e:c7:e1", "0x8EC7E1", "8EC7E1". */
-static int normalise_serial(const char *text, char *out, size_t cap)
-{
-    size_t n = 0;
-    if (strncasecmp(text, "0x", 2) == 0)
-        text += 2;
-    for (; *text != '\0'; text++) {
-        if (*text == ':')
-            continue;
-        if (!isxdigit((unsigned char)*text) || n + 1 >= cap)
-            return ESTCA_E_INVALID;
-        out[n++] = (char)toupper((unsigned char)*text);
-    }
-    out[n] = '\0';
-    return n > 0 ? ESTCA_OK : ESTCA_E_INVALID;
-}
-
 static json_t *certificate_json(const struct ledger_certificate *c)
 {
     json_t *o = json_object();
@@ -119,7 +102,7 @@ static int show_or_export(const struct cli_command *command, int argc, char **ar
     if (usage != 0)
         return usage;
     char serial[128];
-    if (normalise_serial(argv[optind], serial, sizeof serial) != ESTCA_OK)
+    if (cli_normalise_serial(argv[optind], serial, sizeof serial) != ESTCA_OK)
         return cli_usage_error(command, "SERIAL must be hexadecimal");
     estca_reason why;
     struct ledger *ledger = NULL;

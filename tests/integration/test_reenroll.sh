@@ -60,8 +60,7 @@ check "a certificate this CA did not issue: 401 (got $code)" [ "$code" = 401 ]
 code=$(http_status POST /simplereenroll --user "$CREDENTIALS" -H "Content-Type: application/pkcs10" --data-binary @"$T/rekey.b64")
 check "HTTP Basic alone does not re-enroll: 401 (got $code)" [ "$code" = 401 ]
 
-# Revocation arrives with the ledger's revoke command (a later issue); mark it in the ledger.
-ledger "UPDATE certificates SET status = 'revoked' WHERE serial = '$(serial_of "$T/renewed.pem")'"
+"$ESTCA" cert revoke --config "$T/ca/estca.conf" --reason superseded "$(serial_of "$T/renewed.pem")" >/dev/null
 code=$(reenroll renewed rekey rekey)
 check "a revoked certificate cannot re-enroll: 403 (got $code)" [ "$code" = 403 ]
 

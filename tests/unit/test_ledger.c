@@ -4,6 +4,7 @@
 #include "ledger.h"
 
 #include <criterion/criterion.h>
+#include <openssl/bn.h>
 #include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -210,7 +211,7 @@ Test(ledger, file_settings)
     sqlite3_stmt *stmt = NULL;
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
-    cr_expect_eq(sqlite3_column_int(stmt, 0), 2);
+    cr_expect_eq(sqlite3_column_int(stmt, 0), 3);
     sqlite3_finalize(stmt);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
@@ -275,7 +276,7 @@ Test(ledger, concurrent_inserts_all_recorded)
 }
 
 /* A ledger written by the first schema (certificates only) is brought up to date on open,
- * keeping its rows, and can then hold requests. */
+ * keeping its rows, and can then hold requests, revocations and CRL numbers. */
 Test(ledger, migrates_version_1)
 {
     struct ledger *ledger = open_ledger();
@@ -284,7 +285,22 @@ Test(ledger, migrates_version_1)
     ledger_close(ledger);
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "DROP TABLE requests; PRAGMA user_version = 1", NULL, NULL, NULL),
+    /* Back to the first schema's shape: the certificates columns it had, no other table. */
+    cr_assert_eq(sqlite3_exec(db,
+                              "DROP TABLE requests; DROP TABLE crl_numbers;"
+                              "CREATE TABLE v1 (id INTEGER PRIMARY KEY, ca TEXT NOT NULL,"
+                              " label TEXT, serial TEXT NOT NULL, subject TEXT NOT NULL,"
+                              " sans TEXT, not_before TEXT NOT NULL, not_after TEXT NOT NULL,"
+                              " requester TEXT, csr_sha256 TEXT, der BLOB NOT NULL,"
+                              " status TEXT NOT NULL DEFAULT 'valid',"
+                              " replaces INTEGER NULL REFERENCES certificates(id),"
+                              " issued_at TEXT NOT NULL, UNIQUE (ca, serial));"
+                              "INSERT INTO v1 SELECT id, ca, label, serial, subject, sans,"
+                              " not_before, not_after, requester, csr_sha256, der, status,"
+                              " replaces, issued_at FROM certificates;"
+                              "DROP TABLE certificates; ALTER TABLE v1 RENAME TO certificates;"
+                              "PRAGMA user_version = 1",
+                              NULL, NULL, NULL),
                  SQLITE_OK);
     sqlite3_close(db);
 
@@ -302,6 +318,16 @@ Test(ledger, migrates_version_1)
     cr_expect_eq(ledger_request_decide(ledger, request.id, true, NULL), ESTCA_OK);
     cr_expect_eq(ledger_request_decide(ledger, request.id, false, NULL), ESTCA_E_INVALID);
     cr_expect_eq(ledger_request_decide(ledger, request.id + 1, true, NULL), ESTCA_E_NOT_FOUND);
+    char *serial = BN_bn2hex(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL));
+    cr_expect_eq(ledger_revoke(ledger, "issuing", serial, 1, NULL), ESTCA_OK);
+    cr_expect_eq(ledger_lookup(ledger, "issuing", cert, &state, NULL), ESTCA_OK);
+    cr_expect(state.revoked);
+    long number = 0;
+    cr_expect_eq(ledger_next_crl_number(ledger, "issuing", &number, NULL), ESTCA_OK);
+    cr_expect_eq(number, 1);
+    cr_expect_eq(ledger_next_crl_number(ledger, "issuing", &number, NULL), ESTCA_OK);
+    cr_expect_eq(number, 2);
+    OPENSSL_free(serial);
     X509_free(cert);
     ledger_close(ledger);
 }
