@@ -17,8 +17,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EST_USER_MAX (EST_REQUESTER_MAX - sizeof "user:")
+
+/* Password guessing is slowed per user name and per source address (auth_throttle.h): while
+ * either is backing off, attempts are refused with 429 unchecked. */
+static bool throttled(struct est_request *req, const char *user_key, const char *addr_key)
+{
+    time_t now = time(NULL);
+    int user_wait = 0, addr_wait = 0;
+    bool user_ok = auth_throttle_allows(req->server->throttle, user_key, now, &user_wait);
+    bool addr_ok = auth_throttle_allows(req->server->throttle, addr_key, now, &addr_wait);
+    if (user_ok && addr_ok)
+        return false;
+    char retry_after[48];
+    snprintf(retry_after, sizeof retry_after, "Retry-After: %d\r\n",
+             user_wait > addr_wait ? user_wait : addr_wait);
+    est_note(req, "throttled: too many failed logins for %s", user_ok ? addr_key : user_key);
+    est_respond_error(req, 429, retry_after, "too many failed logins; try again later");
+    return true;
+}
 
 static bool authenticate(struct est_request *req)
 {
@@ -28,12 +47,24 @@ static bool authenticate(struct est_request *req)
     if (rc == ESTCA_OK && strlen(credentials.user) > EST_USER_MAX) {
         rc = estca_fail(&why, ESTCA_E_AUTH, "user name too long");
     } else if (rc == ESTCA_OK) {
+        char user_key[EST_REQUESTER_MAX], addr_key[80];
+        snprintf(user_key, sizeof user_key, "user:%s", credentials.user);
+        snprintf(addr_key, sizeof addr_key, "addr:%s", req->info->remote_addr);
+        if (throttled(req, user_key, addr_key)) {
+            http_basic_credentials_clear(&credentials);
+            return false;
+        }
         rc = core_check_password(req->server->core, credentials.user, credentials.password);
-        if (rc == ESTCA_OK)
+        if (rc == ESTCA_OK) {
             snprintf(req->requester, sizeof req->requester, "user:%s", credentials.user);
-        else
+            auth_throttle_succeeded(req->server->throttle, user_key);
+            auth_throttle_succeeded(req->server->throttle, addr_key);
+        } else {
             estca_fail(&why, ESTCA_E_AUTH, "wrong password or unknown user (user %s)",
                        credentials.user);
+            auth_throttle_failed(req->server->throttle, user_key, time(NULL));
+            auth_throttle_failed(req->server->throttle, addr_key, time(NULL));
+        }
     }
     http_basic_credentials_clear(&credentials);
     if (rc == ESTCA_OK)

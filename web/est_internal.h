@@ -3,6 +3,7 @@
 #ifndef ESTCA_EST_INTERNAL_H
 #define ESTCA_EST_INTERNAL_H
 
+#include "auth_throttle.h"
 #include "core.h"
 #include "est_route.h"
 #include "status.h"
@@ -33,6 +34,7 @@ struct est_server {
     size_t max_body;
     int port;
     bool library_initialised;
+    struct auth_throttle *throttle; /* password guessing back-off */
     struct est_label_bodies cacerts;
     struct est_label_bodies csrattrs;
 };

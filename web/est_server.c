@@ -115,6 +115,8 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
     server->core = core;
     server->max_body = options->max_body > 0 ? options->max_body : EST_DEFAULT_MAX_BODY;
     int rc = init_library(server, why);
+    if (rc == ESTCA_OK && (server->throttle = auth_throttle_new()) == NULL)
+        rc = estca_fail(why, ESTCA_E_NOMEM, "cannot create the login throttle");
     if (rc == ESTCA_OK)
         rc = est_tls_context_new(options->tls_certificate, options->tls_chain, options->tls_key,
                                  &server->ssl_ctx, why);
@@ -146,6 +148,7 @@ void est_server_stop(struct est_server *server)
     if (server->ctx != NULL)
         mg_stop(server->ctx); /* returns once every worker has finished its request */
     SSL_CTX_free(server->ssl_ctx);
+    auth_throttle_free(server->throttle);
     est_label_bodies_free(&server->cacerts);
     est_label_bodies_free(&server->csrattrs);
     if (server->library_initialised)
