@@ -76,6 +76,25 @@ int cli_sign_certificate(struct hsm_token *token, enum certbuild_profile profile
                          X509 *issuer, EVP_PKEY *issuer_key, int days, X509 **out,
                          estca_reason *why);
 
+/* Options of the commands that sign a certificate with token keys (ca root, ca issuing, tls
+ * certificate): --key --subject --days --out, and --san, --chain-out, --root-key/--issuer-key,
+ * --root-cert/--issuer-cert where the command takes them (each pair names the same thing), plus
+ * the token options. Checks --key, --subject and --out. Returns 0 or a usage error's exit
+ * code. */
+struct cli_signing_options {
+    struct cli_token_options token;
+    const char *key_uri;
+    const char *subject;
+    const char *san;
+    const char *out;
+    const char *chain_out;
+    const char *issuer_key_uri;
+    const char *issuer_cert;
+    int days; /* preset the command's default */
+};
+int cli_parse_signing_options(const struct cli_command *command, int argc, char **argv,
+                              struct cli_signing_options *options);
+
 /* Options of the commands that read or change the ledger: --config FILE or --ledger PATH,
  * --json, and --out FILE where allow_out. Checks that exactly `operands` arguments follow;
  * they start at argv[optind]. Returns 0, or the exit code of a usage error. */

@@ -325,3 +325,46 @@ int cli_normalise_serial(const char *text, char *out, size_t cap)
     out[n] = '\0';
     return n > 0 ? ESTCA_OK : ESTCA_E_INVALID;
 }
+
+int cli_parse_signing_options(const struct cli_command *command, int argc, char **argv,
+                              struct cli_signing_options *options)
+{
+    static const struct option long_options[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"subject", required_argument, NULL, 's'},
+        {"san", required_argument, NULL, 'a'},
+        {"days", required_argument, NULL, 'd'},
+        {"out", required_argument, NULL, 'o'},
+        {"chain-out", required_argument, NULL, 'C'},
+        {"root-key", required_argument, NULL, 'K'},
+        {"issuer-key", required_argument, NULL, 'K'},
+        {"root-cert", required_argument, NULL, 'I'},
+        {"issuer-cert", required_argument, NULL, 'I'},
+        CLI_TOKEN_LONG_OPTIONS,
+        {0, 0, 0, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "k:s:a:d:o:c:", long_options, NULL)) != -1) {
+        if (cli_token_option(&options->token, opt, optarg))
+            continue;
+        const char **field = opt == 'k'   ? &options->key_uri
+                             : opt == 's' ? &options->subject
+                             : opt == 'a' ? &options->san
+                             : opt == 'o' ? &options->out
+                             : opt == 'C' ? &options->chain_out
+                             : opt == 'K' ? &options->issuer_key_uri
+                             : opt == 'I' ? &options->issuer_cert
+                                          : NULL;
+        if (field != NULL)
+            *field = optarg;
+        else if (opt != 'd')
+            return cli_usage_error(command, "unknown option");
+        else if (cli_parse_days(optarg, &options->days) != ESTCA_OK)
+            return cli_usage_error(command, "--days takes a whole number from 1 to 36500");
+    }
+    if (options->key_uri == NULL || options->subject == NULL || options->out == NULL)
+        return cli_usage_error(command, "--key, --subject and --out are needed");
+    if (optind != argc)
+        return cli_usage_error(command, "no arguments expected");
+    return 0;
+}

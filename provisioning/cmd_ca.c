@@ -1,71 +1,10 @@
 /* estca ca root / ca issuing: CA certificates whose keys stay on the token. */
 #include "cli.h"
 
-struct ca_options {
-    struct cli_token_options token;
-    const char *key_uri;
-    const char *subject;
-    const char *out;
-    const char *chain_out;
-    const char *issuer_key_uri;
-    const char *issuer_cert;
-    int days;
-};
-
-static int parse_ca_options(const struct cli_command *command, int argc, char **argv,
-                            struct ca_options *options)
-{
-    static const struct option long_options[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"subject", required_argument, NULL, 's'},
-        {"days", required_argument, NULL, 'd'},
-        {"out", required_argument, NULL, 'o'},
-        {"chain-out", required_argument, NULL, 'C'},
-        {"root-key", required_argument, NULL, 'K'},
-        {"root-cert", required_argument, NULL, 'R'},
-        CLI_TOKEN_LONG_OPTIONS,
-        {0, 0, 0, 0},
-    };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "k:s:d:o:c:", long_options, NULL)) != -1) {
-        if (cli_token_option(&options->token, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'k':
-            options->key_uri = optarg;
-            break;
-        case 's':
-            options->subject = optarg;
-            break;
-        case 'o':
-            options->out = optarg;
-            break;
-        case 'C':
-            options->chain_out = optarg;
-            break;
-        case 'K':
-            options->issuer_key_uri = optarg;
-            break;
-        case 'R':
-            options->issuer_cert = optarg;
-            break;
-        case 'd':
-            if (cli_parse_days(optarg, &options->days) != ESTCA_OK)
-                return cli_usage_error(command, "--days takes a whole number from 1 to 36500");
-            break;
-        default:
-            return cli_usage_error(command, "unknown option");
-        }
-    }
-    if (options->key_uri == NULL || options->subject == NULL || options->out == NULL)
-        return cli_usage_error(command, "--key, --subject and --out are needed");
-    return 0;
-}
-
 static int run_ca_root(int argc, char **argv)
 {
-    struct ca_options options = {.days = 7300};
-    int usage = parse_ca_options(&cmd_ca_root, argc, argv, &options);
+    struct cli_signing_options options = {.days = 7300};
+    int usage = cli_parse_signing_options(&cmd_ca_root, argc, argv, &options);
     if (usage != 0)
         return usage;
     estca_reason why;
@@ -103,7 +42,7 @@ const struct cli_command cmd_ca_root = {
     .run = run_ca_root,
 };
 
-static int sign_issuing(const struct ca_options *options, struct hsm_token *token,
+static int sign_issuing(const struct cli_signing_options *options, struct hsm_token *token,
                         const X509_NAME *subject, X509 *root, estca_reason *why)
 {
     EVP_PKEY *key = NULL, *root_key = NULL;
@@ -130,8 +69,8 @@ static int sign_issuing(const struct ca_options *options, struct hsm_token *toke
 
 static int run_ca_issuing(int argc, char **argv)
 {
-    struct ca_options options = {.days = 3650};
-    int usage = parse_ca_options(&cmd_ca_issuing, argc, argv, &options);
+    struct cli_signing_options options = {.days = 3650};
+    int usage = cli_parse_signing_options(&cmd_ca_issuing, argc, argv, &options);
     if (usage != 0)
         return usage;
     if (options.issuer_key_uri == NULL || options.issuer_cert == NULL)

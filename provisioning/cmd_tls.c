@@ -4,69 +4,6 @@
 
 #include <openssl/x509v3.h>
 
-struct tls_options {
-    struct cli_token_options token;
-    const char *key_uri;
-    const char *subject;
-    const char *san;
-    const char *issuer_key_uri;
-    const char *issuer_cert;
-    const char *out;
-    int days;
-};
-
-static int parse_tls_options(int argc, char **argv, struct tls_options *options)
-{
-    static const struct option long_options[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"subject", required_argument, NULL, 's'},
-        {"san", required_argument, NULL, 'a'},
-        {"days", required_argument, NULL, 'd'},
-        {"issuer-key", required_argument, NULL, 'K'},
-        {"issuer-cert", required_argument, NULL, 'I'},
-        {"out", required_argument, NULL, 'o'},
-        CLI_TOKEN_LONG_OPTIONS,
-        {0, 0, 0, 0},
-    };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "k:s:a:d:o:c:", long_options, NULL)) != -1) {
-        if (cli_token_option(&options->token, opt, optarg))
-            continue;
-        switch (opt) {
-        case 'k':
-            options->key_uri = optarg;
-            break;
-        case 's':
-            options->subject = optarg;
-            break;
-        case 'a':
-            options->san = optarg;
-            break;
-        case 'K':
-            options->issuer_key_uri = optarg;
-            break;
-        case 'I':
-            options->issuer_cert = optarg;
-            break;
-        case 'o':
-            options->out = optarg;
-            break;
-        case 'd':
-            if (cli_parse_days(optarg, &options->days) != ESTCA_OK)
-                return cli_usage_error(&cmd_tls_certificate,
-                                       "--days takes a whole number from 1 to 36500");
-            break;
-        default:
-            return cli_usage_error(&cmd_tls_certificate, "unknown option");
-        }
-    }
-    if (!options->key_uri || !options->subject || !options->san || !options->issuer_key_uri ||
-        !options->issuer_cert || !options->out)
-        return cli_usage_error(&cmd_tls_certificate, "--key, --subject, --san, --issuer-key, "
-                                                     "--issuer-cert and --out are needed");
-    return 0;
-}
-
 /* The listener sends its certificate and every intermediate, not the self-signed root. */
 static int write_tls_chain(const char *path, X509 *leaf, STACK_OF(X509) *issuers, estca_reason *why)
 {
@@ -80,7 +17,7 @@ static int write_tls_chain(const char *path, X509 *leaf, STACK_OF(X509) *issuers
     return cli_write_certificates(path, chain, n, why);
 }
 
-static int sign_tls(const struct tls_options *options, struct hsm_token *token,
+static int sign_tls(const struct cli_signing_options *options, struct hsm_token *token,
                     STACK_OF(X509) *issuers, estca_reason *why)
 {
     X509_NAME *subject = NULL;
@@ -114,10 +51,13 @@ static int sign_tls(const struct tls_options *options, struct hsm_token *token,
 
 static int run_tls_certificate(int argc, char **argv)
 {
-    struct tls_options options = {.days = 825};
-    int usage = parse_tls_options(argc, argv, &options);
+    struct cli_signing_options options = {.days = 825};
+    int usage = cli_parse_signing_options(&cmd_tls_certificate, argc, argv, &options);
     if (usage != 0)
         return usage;
+    if (!options.san || !options.issuer_key_uri || !options.issuer_cert)
+        return cli_usage_error(&cmd_tls_certificate,
+                               "--san, --issuer-key and --issuer-cert are needed");
     estca_reason why;
     struct hsm_token *token = NULL;
     STACK_OF(X509) *issuers = NULL;
