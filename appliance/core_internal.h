@@ -55,6 +55,10 @@ void ca_instance_clear(struct ca_instance *ca);
 int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                const char *requester, long replaces, X509 **out, estca_reason *why);
 
+/* The base key policy for a CSR's public key: RSA of 2048 bits or more, EC P-256 or P-384
+ * (ESTCA_E_POLICY with the reason otherwise). */
+int core_check_csr_key(X509_REQ *csr, estca_reason *why);
+
 /* The subjectAltName of the CSR's extension request (NULL: none). Caller frees. */
 int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why);
 

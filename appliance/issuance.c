@@ -53,9 +53,11 @@ static int check_ec_curve(EVP_PKEY *key, estca_reason *why)
 }
 
 /* RSA of at least 2048 bits, or EC on P-256 or P-384; nothing else. */
-static int check_key_policy(X509_REQ *csr, estca_reason *why)
+int core_check_csr_key(X509_REQ *csr, estca_reason *why)
 {
     EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
+    if (key == NULL)
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "CSR public key cannot be decoded");
     switch (EVP_PKEY_get_base_id(key)) {
     case EVP_PKEY_RSA:
         if (EVP_PKEY_get_bits(key) < MIN_RSA_BITS)
@@ -83,7 +85,7 @@ static int curve_nid(EVP_PKEY *key)
     return nid != NID_undef ? nid : EC_curve_nist2nid(curve);
 }
 
-/* The label's csr_key_type, which /csrattrs advertises, as a rule: after check_key_policy. */
+/* The label's csr_key_type, which /csrattrs advertises, as a rule: after core_check_csr_key. */
 static int check_label_key(const struct core_label *label, X509_REQ *csr, estca_reason *why)
 {
     const struct core_csr_attrs *want = &label->csr_attrs;
@@ -203,7 +205,7 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
     if (generated_key == NULL) {
         rc = verify_signature(csr, why);
         if (rc == ESTCA_OK)
-            rc = check_key_policy(csr, why);
+            rc = core_check_csr_key(csr, why);
         if (rc == ESTCA_OK)
             rc = check_label_key(label, csr, why);
     }

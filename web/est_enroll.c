@@ -8,6 +8,7 @@
  * Order of checks: credentials before the body, so unauthenticated clients never make us
  * read or parse anything; then the media type, the size, the encoding, the DER. */
 #include "base64.h"
+#include "est_csr.h"
 #include "est_response.h"
 #include "http_basic.h"
 
@@ -85,27 +86,11 @@ static bool check_content_type(struct est_request *req)
 /* Base64, then DER that must end exactly where the decoded bytes end. */
 static bool decode_csr(struct est_request *req, const char *body, size_t len, X509_REQ **out)
 {
-    unsigned char *der;
-    size_t der_len;
     estca_reason why = {{0}};
-    if (base64_decode(body, len, &der, &der_len, &why) != ESTCA_OK) {
-        est_respond_error(req, 400, NULL, "request body is not base64 (%s)", why.text);
-        return false;
-    }
-    const unsigned char *p = der;
-    X509_REQ *csr = d2i_X509_REQ(NULL, &p, (long)der_len);
-    bool exact = csr != NULL && p == der + der_len;
-    OPENSSL_free(der);
-    ERR_clear_error();
-    if (!exact) {
-        X509_REQ_free(csr);
-        est_respond_error(req, 400, NULL,
-                          csr == NULL ? "request body is not a DER PKCS#10 request"
-                                      : "trailing bytes after the PKCS#10 request");
-        return false;
-    }
-    *out = csr;
-    return true;
+    if (est_csr_decode(body, len, out, &why) == ESTCA_OK)
+        return true;
+    est_respond_error(req, 400, NULL, "%s", why.text);
+    return false;
 }
 
 /* Maps the core's status onto HTTP; the client sees the reason for its own mistakes only. */
