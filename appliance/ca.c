@@ -1,6 +1,7 @@
 /* One CA instance: its key on the token and its certificate chain from PEM files, checked
  * once at start-up so that a misconfigured CA stops estcad instead of issuing bad chains. */
 #include "core_internal.h"
+#include "pem_file.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -10,37 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why)
-{
-    *out = NULL;
-    FILE *file = fopen(path, "re");
-    if (file == NULL)
-        return estca_fail(why, ESTCA_E_CONFIG, "cannot open %s: %s", path, strerror(errno));
-    STACK_OF(X509) *certs = sk_X509_new_null();
-    X509 *cert = NULL;
-    while (certs != NULL && (cert = PEM_read_X509(file, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(certs, cert)) {
-            X509_free(cert);
-            sk_X509_pop_free(certs, X509_free);
-            certs = NULL;
-        }
-    }
-    fclose(file);
-    ERR_clear_error(); /* the read loop ends on "no start line" */
-    if (certs == NULL)
-        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
-    if (sk_X509_num(certs) == 0) {
-        sk_X509_free(certs);
-        return estca_fail(why, ESTCA_E_CONFIG, "no PEM certificate in %s", path);
-    }
-    *out = certs;
-    return ESTCA_OK;
-}
-
 static int read_certificate(const char *path, X509 **out, estca_reason *why)
 {
     STACK_OF(X509) *certs = NULL;
-    int rc = read_certificates(path, &certs, why);
+    int rc = pem_read_certificates(path, &certs, why);
     if (rc != ESTCA_OK)
         return rc;
     if (sk_X509_num(certs) != 1) {
@@ -64,7 +38,7 @@ static int read_issuers(const struct config_ca *config, X509 *certificate, STACK
         *out = sk_X509_new_null();
         return *out != NULL ? ESTCA_OK : estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     }
-    int rc = read_certificates(config->chain_file, out, why);
+    int rc = pem_read_certificates(config->chain_file, out, why);
     if (rc != ESTCA_OK)
         return rc;
     if (X509_cmp(sk_X509_value(*out, 0), certificate) == 0)

@@ -3,12 +3,10 @@
 #include "config.h"
 #include "core.h"
 #include "est_server.h"
+#include "pem_file.h"
 #include "token.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,27 +32,6 @@ static void usage(FILE *out)
                  "  -V, --version       the version\n");
 }
 
-static int read_tls_chain(const char *path, STACK_OF(X509) **out, estca_reason *why)
-{
-    FILE *file = fopen(path, "r");
-    if (file == NULL)
-        return estca_fail(why, ESTCA_E_CONFIG, "cannot open %s: %s", path, strerror(errno));
-    STACK_OF(X509) *chain = sk_X509_new_null();
-    X509 *cert;
-    while (chain != NULL && (cert = PEM_read_X509(file, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(chain, cert))
-            X509_free(cert);
-    }
-    fclose(file);
-    ERR_clear_error(); /* the read loop ends on "no start line" */
-    if (chain == NULL || sk_X509_num(chain) == 0) {
-        sk_X509_free(chain);
-        return estca_fail(why, ESTCA_E_CONFIG, "no certificate in %s", path);
-    }
-    *out = chain;
-    return ESTCA_OK;
-}
-
 static int start(struct daemon_state *state, const char *config_path, estca_reason *why)
 {
     int rc = config_load(config_path, &state->config, why);
@@ -68,7 +45,7 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     rc = core_open(config, state->token, &state->core, why);
     if (rc != ESTCA_OK)
         return rc;
-    rc = read_tls_chain(config->tls_certificate_file, &state->tls_chain, why);
+    rc = pem_read_certificates(config->tls_certificate_file, &state->tls_chain, why);
     if (rc != ESTCA_OK)
         return rc;
     rc = hsm_key_find(state->token, config->tls_key_uri, &state->tls_key, why);

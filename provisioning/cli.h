@@ -5,6 +5,7 @@
 
 #include "certbuild.h"
 #include "ledger.h"
+#include "pem_file.h"
 #include "status.h"
 #include "token.h"
 
@@ -64,10 +65,6 @@ int cli_parse_san(const char *text, GENERAL_NAMES **out, estca_reason *why);
 
 /* Writes certificates as PEM to path (mode 0644), atomically. */
 int cli_write_certificates(const char *path, X509 *const *certs, size_t n, estca_reason *why);
-
-/* Reads every PEM certificate in path (at least one). Caller frees with
- * sk_X509_pop_free(..., X509_free). */
-int cli_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why);
 
 /* Signs a certificate for subject_key with issuer_key (issuer NULL: self-signed), a 16-byte
  * serial from the token's RNG, valid from now for days. Caller frees *out. */

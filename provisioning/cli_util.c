@@ -189,29 +189,6 @@ int cli_write_certificates(const char *path, X509 *const *certs, size_t n, estca
     return ESTCA_OK;
 }
 
-int cli_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why)
-{
-    FILE *file = fopen(path, "r");
-    if (file == NULL)
-        return estca_fail(why, ESTCA_E_IO, "cannot open %s: %s", path, strerror(errno));
-    STACK_OF(X509) *certs = sk_X509_new_null();
-    X509 *cert;
-    while (certs != NULL && (cert = PEM_read_X509(file, NULL, NULL, NULL)) != NULL) {
-        if (!sk_X509_push(certs, cert)) {
-            X509_free(cert);
-            break;
-        }
-    }
-    fclose(file);
-    ERR_clear_error(); /* the read loop ends on "no start line" */
-    if (certs == NULL || sk_X509_num(certs) == 0) {
-        sk_X509_pop_free(certs, X509_free);
-        return estca_fail(why, ESTCA_E_INVALID, "no certificate in %s", path);
-    }
-    *out = certs;
-    return ESTCA_OK;
-}
-
 int cli_fail(const struct cli_command *command, const estca_reason *why)
 {
     fprintf(stderr, "estca %s: %s\n", command->name, why->text);

@@ -81,7 +81,7 @@ static int run_ca_issuing(int argc, char **argv)
     STACK_OF(X509) *roots = NULL;
     int rc = cli_parse_name(options.subject, &subject, &why);
     if (rc == ESTCA_OK)
-        rc = cli_read_certificates(options.issuer_cert, &roots, &why);
+        rc = pem_read_certificates(options.issuer_cert, &roots, &why);
     if (rc == ESTCA_OK)
         rc = cli_token_open(&options.token, &token, &why);
     if (rc == ESTCA_OK)

@@ -82,7 +82,7 @@ static int create_crl(const struct crl_options *options, estca_reason *why)
     if (rc == ESTCA_OK && ca == NULL)
         rc = estca_fail(why, ESTCA_E_NOT_FOUND, "no [ca:%s] in %s", options->ca, config->path);
     if (rc == ESTCA_OK)
-        rc = cli_read_certificates(ca->certificate_file, &certs, why);
+        rc = pem_read_certificates(ca->certificate_file, &certs, why);
     if (rc == ESTCA_OK)
         rc = cli_token_open(&options->token, &token, why);
     if (rc == ESTCA_OK)

@@ -61,7 +61,7 @@ static int run_tls_certificate(int argc, char **argv)
     estca_reason why;
     struct hsm_token *token = NULL;
     STACK_OF(X509) *issuers = NULL;
-    int rc = cli_read_certificates(options.issuer_cert, &issuers, &why);
+    int rc = pem_read_certificates(options.issuer_cert, &issuers, &why);
     if (rc == ESTCA_OK)
         rc = cli_token_open(&options.token, &token, &why);
     if (rc == ESTCA_OK)

@@ -1,0 +1,34 @@
+#include "pem_file.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <string.h>
+
+int pem_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why)
+{
+    *out = NULL;
+    FILE *file = fopen(path, "re");
+    if (file == NULL)
+        return estca_fail(why, ESTCA_E_CONFIG, "cannot open %s: %s", path, strerror(errno));
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    X509 *cert = NULL;
+    while (certs != NULL && (cert = PEM_read_X509(file, NULL, NULL, NULL)) != NULL) {
+        if (!sk_X509_push(certs, cert)) {
+            X509_free(cert);
+            sk_X509_pop_free(certs, X509_free);
+            certs = NULL;
+        }
+    }
+    fclose(file);
+    ERR_clear_error(); /* the read loop ends on "no start line" */
+    if (certs == NULL)
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    if (sk_X509_num(certs) == 0) {
+        sk_X509_free(certs);
+        return estca_fail(why, ESTCA_E_CONFIG, "no PEM certificate in %s", path);
+    }
+    *out = certs;
+    return ESTCA_OK;
+}
