@@ -293,6 +293,20 @@ static int format_sans(const X509 *cert, char **out)
     return ok ? ESTCA_OK : ESTCA_E_NOMEM;
 }
 
+void ledger_now_iso8601(char out[LEDGER_ISO8601_LEN])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    ledger_format_tm(gmtime_r(&now, &tm), out);
+}
+
+int ledger_prepare(struct ledger *ledger, const char *sql, sqlite3_stmt **stmt, estca_reason *why)
+{
+    if (sqlite3_prepare_v2(ledger->db, sql, -1, stmt, NULL) != SQLITE_OK)
+        return ledger_sqlite_fail(ledger, why, sql);
+    return ESTCA_OK;
+}
+
 void ledger_format_tm(const struct tm *tm, char out[LEDGER_ISO8601_LEN])
 {
     strftime(out, LEDGER_ISO8601_LEN, "%Y-%m-%dT%H:%M:%SZ", tm);
@@ -335,9 +349,7 @@ static char *serial_hex(const X509 *cert)
 static int row_prepare(const struct ledger_issued *entry, struct row *row, estca_reason *why)
 {
     X509 *cert = entry->certificate;
-    time_t now = time(NULL);
-    struct tm now_tm;
-    ledger_format_tm(gmtime_r(&now, &now_tm), row->issued_at);
+    ledger_now_iso8601(row->issued_at);
     row->serial = serial_hex(cert);
     row->subject = ledger_subject_rfc2253(X509_get_subject_name(cert));
     row->der_len = i2d_X509(cert, &row->der);

@@ -26,6 +26,10 @@ int ledger_sqlite_fail(struct ledger *ledger, estca_reason *why, const char *wha
 /* Binds text without copying (it must outlive the step); NULL binds SQL NULL. */
 int ledger_bind_text(sqlite3_stmt *stmt, int index, const char *text);
 void ledger_format_tm(const struct tm *tm, char out[LEDGER_ISO8601_LEN]);
+/* The current time in the ledger's ISO 8601 UTC form. */
+void ledger_now_iso8601(char out[LEDGER_ISO8601_LEN]);
+/* sqlite3_prepare_v2, failing with the statement and SQLite's message as ESTCA_E_LEDGER. */
+int ledger_prepare(struct ledger *ledger, const char *sql, sqlite3_stmt **stmt, estca_reason *why);
 int ledger_sha256_hex(const unsigned char *data, size_t len, char out[LEDGER_SHA256_HEX_LEN]);
 /* RFC 2253 text of name; caller frees with free. */
 char *ledger_subject_rfc2253(const X509_NAME *name);

@@ -25,13 +25,6 @@ static int status_from_word(const char *word, enum ledger_request_status *out)
     return ESTCA_E_LEDGER;
 }
 
-static void now_iso8601(char out[LEDGER_ISO8601_LEN])
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    ledger_format_tm(gmtime_r(&now, &tm), out);
-}
-
 /* Runs one prepared statement with the lock held; *changes gets sqlite3_changes. */
 static int step_once(struct ledger *ledger, sqlite3_stmt *stmt, int *changes, estca_reason *why)
 {
@@ -43,21 +36,14 @@ static int step_once(struct ledger *ledger, sqlite3_stmt *stmt, int *changes, es
     return ESTCA_OK;
 }
 
-static int prepare(struct ledger *ledger, const char *sql, sqlite3_stmt **stmt, estca_reason *why)
-{
-    if (sqlite3_prepare_v2(ledger->db, sql, -1, stmt, NULL) != SQLITE_OK)
-        return ledger_sqlite_fail(ledger, why, sql);
-    return ESTCA_OK;
-}
-
 static int select_state(struct ledger *ledger, const char *label, const char *hash,
                         struct ledger_request_state *out, bool *found, estca_reason *why)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = prepare(ledger,
-                     "SELECT id, status, certificate FROM requests"
-                     " WHERE label = ? AND csr_sha256 = ?",
-                     &stmt, why);
+    int rc = ledger_prepare(ledger,
+                            "SELECT id, status, certificate FROM requests"
+                            " WHERE label = ? AND csr_sha256 = ?",
+                            &stmt, why);
     if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, label) != SQLITE_OK ||
                            ledger_bind_text(stmt, 2, hash) != SQLITE_OK))
         rc = ledger_sqlite_fail(ledger, why, "bind");
@@ -80,12 +66,12 @@ static int insert_pending(struct ledger *ledger, const char *label, const char *
                           const char *requester, estca_reason *why)
 {
     char received_at[LEDGER_ISO8601_LEN];
-    now_iso8601(received_at);
+    ledger_now_iso8601(received_at);
     sqlite3_stmt *stmt = NULL;
-    int rc = prepare(ledger,
-                     "INSERT INTO requests (label, csr_sha256, csr_der, subject, requester,"
-                     " received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                     &stmt, why);
+    int rc = ledger_prepare(ledger,
+                            "INSERT INTO requests (label, csr_sha256, csr_der, subject, requester,"
+                            " received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            &stmt, why);
     if (rc == ESTCA_OK &&
         (ledger_bind_text(stmt, 1, label) != SQLITE_OK ||
          ledger_bind_text(stmt, 2, hash) != SQLITE_OK ||
@@ -135,16 +121,16 @@ static int transition(struct ledger *ledger, long id, enum ledger_request_status
                       enum ledger_request_status to, long certificate, estca_reason *why)
 {
     char now[LEDGER_ISO8601_LEN];
-    now_iso8601(now);
+    ledger_now_iso8601(now);
     bool decision = from == LEDGER_REQUEST_PENDING;
     sqlite3_stmt *stmt = NULL;
     pthread_mutex_lock(&ledger->lock);
-    int rc = prepare(ledger,
-                     "UPDATE requests SET status = ?1,"
-                     " decided_at = CASE WHEN ?4 THEN ?5 ELSE decided_at END,"
-                     " certificate = CASE WHEN ?6 > 0 THEN ?6 ELSE certificate END"
-                     " WHERE id = ?2 AND status = ?3",
-                     &stmt, why);
+    int rc = ledger_prepare(ledger,
+                            "UPDATE requests SET status = ?1,"
+                            " decided_at = CASE WHEN ?4 THEN ?5 ELSE decided_at END,"
+                            " certificate = CASE WHEN ?6 > 0 THEN ?6 ELSE certificate END"
+                            " WHERE id = ?2 AND status = ?3",
+                            &stmt, why);
     if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, status_words[to]) != SQLITE_OK ||
                            sqlite3_bind_int64(stmt, 2, id) != SQLITE_OK ||
                            ledger_bind_text(stmt, 3, status_words[from]) != SQLITE_OK ||
@@ -158,7 +144,7 @@ static int transition(struct ledger *ledger, long id, enum ledger_request_status
     sqlite3_finalize(stmt);
     if (rc == ESTCA_OK && changes == 0) {
         sqlite3_stmt *probe = NULL;
-        rc = prepare(ledger, "SELECT status FROM requests WHERE id = ?", &probe, why);
+        rc = ledger_prepare(ledger, "SELECT status FROM requests WHERE id = ?", &probe, why);
         if (rc == ESTCA_OK && sqlite3_bind_int64(probe, 1, id) == SQLITE_OK &&
             sqlite3_step(probe) == SQLITE_ROW)
             rc = estca_fail(why, ESTCA_E_INVALID, "request %ld is %s, not %s", id,
@@ -201,7 +187,7 @@ int ledger_certificate_der(struct ledger *ledger, long certificate, unsigned cha
     *der = NULL;
     sqlite3_stmt *stmt = NULL;
     pthread_mutex_lock(&ledger->lock);
-    int rc = prepare(ledger, "SELECT der FROM certificates WHERE id = ?", &stmt, why);
+    int rc = ledger_prepare(ledger, "SELECT der FROM certificates WHERE id = ?", &stmt, why);
     if (rc == ESTCA_OK && sqlite3_bind_int64(stmt, 1, certificate) != SQLITE_OK)
         rc = ledger_sqlite_fail(ledger, why, "bind");
     if (rc == ESTCA_OK && sqlite3_step(stmt) == SQLITE_ROW) {
@@ -223,10 +209,10 @@ int ledger_each_request(struct ledger *ledger,
 {
     sqlite3_stmt *stmt = NULL;
     pthread_mutex_lock(&ledger->lock);
-    int rc = prepare(ledger,
-                     "SELECT id, label, subject, requester, status, received_at, decided_at,"
-                     " csr_sha256 FROM requests ORDER BY id",
-                     &stmt, why);
+    int rc = ledger_prepare(ledger,
+                            "SELECT id, label, subject, requester, status, received_at, decided_at,"
+                            " csr_sha256 FROM requests ORDER BY id",
+                            &stmt, why);
     int step = SQLITE_DONE;
     while (rc == ESTCA_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
         struct ledger_request request = {

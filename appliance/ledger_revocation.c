@@ -5,22 +5,16 @@
 
 #include <string.h>
 
-static int prepare(struct ledger *ledger, const char *sql, sqlite3_stmt **stmt, estca_reason *why)
-{
-    if (sqlite3_prepare_v2(ledger->db, sql, -1, stmt, NULL) != SQLITE_OK)
-        return ledger_sqlite_fail(ledger, why, sql);
-    return ESTCA_OK;
-}
-
 /* How many certificates carry serial (of ca_name, or of any CA), and whether one is revoked. */
 static int count_serial(struct ledger *ledger, const char *ca_name, const char *serial, int *count,
                         bool *revoked, estca_reason *why)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = prepare(ledger,
-                     "SELECT COUNT(*), COALESCE(MAX(status = 'revoked'), 0) FROM certificates"
-                     " WHERE serial = upper(?1) AND (?2 IS NULL OR ca = ?2)",
-                     &stmt, why);
+    int rc =
+        ledger_prepare(ledger,
+                       "SELECT COUNT(*), COALESCE(MAX(status = 'revoked'), 0) FROM certificates"
+                       " WHERE serial = upper(?1) AND (?2 IS NULL OR ca = ?2)",
+                       &stmt, why);
     if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, serial) != SQLITE_OK ||
                            ledger_bind_text(stmt, 2, ca_name) != SQLITE_OK))
         rc = ledger_sqlite_fail(ledger, why, "bind");
@@ -40,9 +34,7 @@ int ledger_revoke(struct ledger *ledger, const char *ca_name, const char *serial
     if (ledger == NULL || serial == NULL || reason < 0 || reason > 10 || reason == 7)
         return estca_fail(why, ESTCA_E_INVALID, "ledger_revoke: bad arguments");
     char now[LEDGER_ISO8601_LEN];
-    time_t t = time(NULL);
-    struct tm tm;
-    ledger_format_tm(gmtime_r(&t, &tm), now);
+    ledger_now_iso8601(now);
     pthread_mutex_lock(&ledger->lock);
     int count = 0;
     bool revoked = false;
@@ -56,11 +48,11 @@ int ledger_revoke(struct ledger *ledger, const char *ca_name, const char *serial
         rc = estca_fail(why, ESTCA_E_INVALID, "serial %s is already revoked", serial);
     sqlite3_stmt *stmt = NULL;
     if (rc == ESTCA_OK)
-        rc = prepare(ledger,
-                     "UPDATE certificates SET status = 'revoked', revoked_at = ?3,"
-                     " revocation_reason = ?4"
-                     " WHERE serial = upper(?1) AND (?2 IS NULL OR ca = ?2)",
-                     &stmt, why);
+        rc = ledger_prepare(ledger,
+                            "UPDATE certificates SET status = 'revoked', revoked_at = ?3,"
+                            " revocation_reason = ?4"
+                            " WHERE serial = upper(?1) AND (?2 IS NULL OR ca = ?2)",
+                            &stmt, why);
     if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, serial) != SQLITE_OK ||
                            ledger_bind_text(stmt, 2, ca_name) != SQLITE_OK ||
                            ledger_bind_text(stmt, 3, now) != SQLITE_OK ||
@@ -78,16 +70,14 @@ int ledger_each_revoked(struct ledger *ledger, const char *ca_name,
                         estca_reason *why)
 {
     char now[LEDGER_ISO8601_LEN];
-    time_t t = time(NULL);
-    struct tm tm;
-    ledger_format_tm(gmtime_r(&t, &tm), now);
+    ledger_now_iso8601(now);
     pthread_mutex_lock(&ledger->lock);
     sqlite3_stmt *stmt = NULL;
     /* ISO 8601 UTC strings of one format compare as times do. */
-    int rc = prepare(ledger,
-                     "SELECT serial, revoked_at, revocation_reason FROM certificates"
-                     " WHERE ca = ?1 AND status = 'revoked' AND not_after > ?2 ORDER BY id",
-                     &stmt, why);
+    int rc = ledger_prepare(ledger,
+                            "SELECT serial, revoked_at, revocation_reason FROM certificates"
+                            " WHERE ca = ?1 AND status = 'revoked' AND not_after > ?2 ORDER BY id",
+                            &stmt, why);
     if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, ca_name) != SQLITE_OK ||
                            ledger_bind_text(stmt, 2, now) != SQLITE_OK))
         rc = ledger_sqlite_fail(ledger, why, "bind");
@@ -111,10 +101,10 @@ int ledger_next_crl_number(struct ledger *ledger, const char *ca_name, long *out
 {
     pthread_mutex_lock(&ledger->lock);
     sqlite3_stmt *stmt = NULL;
-    int rc = prepare(ledger,
-                     "INSERT INTO crl_numbers (ca, last) VALUES (?1, 1)"
-                     " ON CONFLICT (ca) DO UPDATE SET last = last + 1 RETURNING last",
-                     &stmt, why);
+    int rc = ledger_prepare(ledger,
+                            "INSERT INTO crl_numbers (ca, last) VALUES (?1, 1)"
+                            " ON CONFLICT (ca) DO UPDATE SET last = last + 1 RETURNING last",
+                            &stmt, why);
     if (rc == ESTCA_OK && ledger_bind_text(stmt, 1, ca_name) != SQLITE_OK)
         rc = ledger_sqlite_fail(ledger, why, "bind");
     if (rc == ESTCA_OK && sqlite3_step(stmt) != SQLITE_ROW)
