@@ -215,12 +215,9 @@ int hsm_keygen_device(struct hsm_token *token, const char *algorithm, unsigned c
         return estca_fail(why, ESTCA_E_INVALID, "hsm_keygen_device: bad arguments");
     *pkcs8_der = NULL;
     *pkcs8_len = 0;
-    const struct p11_key_algorithm *alg = p11_find_key_algorithm(algorithm);
-    if (alg == NULL)
-        return estca_fail(why, ESTCA_E_INVALID,
-                          "unknown key type '%s' (rsa:2048, rsa:3072, rsa:4096, ec:P-256, "
-                          "ec:P-384)",
-                          algorithm ? algorithm : "(none)");
+    const struct p11_key_algorithm *alg = NULL;
+    if (p11_find_key_algorithm(algorithm, &alg, why) != ESTCA_OK)
+        return ESTCA_E_INVALID;
     CK_SESSION_HANDLE session;
     int rc = p11_session_open(token, &session, why);
     if (rc != ESTCA_OK)

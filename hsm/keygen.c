@@ -24,13 +24,18 @@ static const struct p11_key_algorithm algorithms[] = {
     {"ec:P-384", CKM_EC_KEY_PAIR_GEN, 0, oid_secp384r1, sizeof oid_secp384r1},
 };
 
-const struct p11_key_algorithm *p11_find_key_algorithm(const char *name)
+int p11_find_key_algorithm(const char *name, const struct p11_key_algorithm **out,
+                           estca_reason *why)
 {
     for (size_t i = 0; name != NULL && i < sizeof algorithms / sizeof algorithms[0]; i++) {
-        if (strcmp(algorithms[i].name, name) == 0)
-            return &algorithms[i];
+        if (strcmp(algorithms[i].name, name) == 0) {
+            *out = &algorithms[i];
+            return ESTCA_OK;
+        }
     }
-    return NULL;
+    return estca_fail(why, ESTCA_E_INVALID,
+                      "unknown key type '%s' (rsa:2048, rsa:3072, rsa:4096, ec:P-256, ec:P-384)",
+                      name ? name : "(none)");
 }
 
 void p11_append_key_params(const struct p11_key_algorithm *alg, CK_ATTRIBUTE *attrs, CK_ULONG *n,
@@ -150,12 +155,9 @@ int hsm_keygen_ca(struct hsm_token *token, const char *key_uri, const char *algo
 {
     if (token == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "hsm_keygen_ca: no token");
-    const struct p11_key_algorithm *alg = p11_find_key_algorithm(algorithm);
-    if (alg == NULL)
-        return estca_fail(why, ESTCA_E_INVALID,
-                          "unknown key type '%s' (rsa:2048, rsa:3072, rsa:4096, ec:P-256, "
-                          "ec:P-384)",
-                          algorithm ? algorithm : "(none)");
+    const struct p11_key_algorithm *alg = NULL;
+    if (p11_find_key_algorithm(algorithm, &alg, why) != ESTCA_OK)
+        return ESTCA_E_INVALID;
     struct p11_key_selector sel;
     int rc = p11_key_selector_parse(token, key_uri, &sel, why);
     if (rc == ESTCA_OK && sel.label == NULL)

@@ -83,8 +83,9 @@ struct p11_key_algorithm {
     CK_ULONG ec_params_len;
 };
 
-/* NULL for a name not in the list. */
-const struct p11_key_algorithm *p11_find_key_algorithm(const char *name);
+/* The algorithm named "rsa:2048" ... "ec:P-384"; ESTCA_E_INVALID naming the choices else. */
+int p11_find_key_algorithm(const char *name, const struct p11_key_algorithm **out,
+                           estca_reason *why);
 
 /* Appends alg's public-key generation attributes (modulus size and exponent 65537, or the
  * curve) to attrs at *n. They point into alg (static) and at *bits, which must outlive the
