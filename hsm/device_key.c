@@ -5,6 +5,7 @@
 #include "keygen.h"
 
 #include "pkcs11_module.h"
+#include "token_guard.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -218,12 +219,16 @@ int hsm_keygen_device(struct hsm_token *token, const char *algorithm, unsigned c
     const struct p11_key_algorithm *alg = NULL;
     if (p11_find_key_algorithm(algorithm, &alg, why) != ESTCA_OK)
         return ESTCA_E_INVALID;
-    CK_SESSION_HANDLE session;
-    int rc = p11_session_open(token, &session, why);
+    int rc = token_guard_enter(token, why);
     if (rc != ESTCA_OK)
         return rc;
-    rc = device_key_in_session(token, session, alg, pkcs8_der, pkcs8_len, why);
-    p11_session_close(token, session);
+    CK_SESSION_HANDLE session;
+    rc = p11_session_open(token, &session, why);
+    if (rc == ESTCA_OK) {
+        rc = device_key_in_session(token, session, alg, pkcs8_der, pkcs8_len, why);
+        p11_session_close(token, session);
+    }
+    token_guard_leave(token, rc);
     return rc;
 }
 
@@ -231,10 +236,15 @@ int hsm_count_objects(struct hsm_token *token, unsigned long *out, estca_reason 
 {
     if (token == NULL || out == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "hsm_count_objects: bad arguments");
-    CK_SESSION_HANDLE session;
-    int rc = p11_session_open(token, &session, why);
+    int rc = token_guard_enter(token, why);
     if (rc != ESTCA_OK)
         return rc;
+    CK_SESSION_HANDLE session;
+    rc = p11_session_open(token, &session, why);
+    if (rc != ESTCA_OK) {
+        token_guard_leave(token, rc);
+        return rc;
+    }
     unsigned long total = 0;
     CK_RV rv = token->p11->C_FindObjectsInit(session, NULL, 0);
     if (rv != CKR_OK) {
@@ -255,6 +265,7 @@ int hsm_count_objects(struct hsm_token *token, unsigned long *out, estca_reason 
         token->p11->C_FindObjectsFinal(session);
     }
     p11_session_close(token, session);
+    token_guard_leave(token, rc);
     if (rc == ESTCA_OK)
         *out = total;
     return rc;

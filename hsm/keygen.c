@@ -4,6 +4,7 @@
 #include "keygen.h"
 
 #include "pkcs11_module.h"
+#include "token_guard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,12 +164,14 @@ int hsm_keygen_ca(struct hsm_token *token, const char *key_uri, const char *algo
     if (rc == ESTCA_OK && sel.label == NULL)
         rc =
             estca_fail(why, ESTCA_E_INVALID, "key URI '%s' needs object= to name the key", key_uri);
-    CK_SESSION_HANDLE session;
-    if (rc == ESTCA_OK)
+    if (rc == ESTCA_OK && (rc = token_guard_enter(token, why)) == ESTCA_OK) {
+        CK_SESSION_HANDLE session;
         rc = p11_session_open(token, &session, why);
-    if (rc == ESTCA_OK) {
-        rc = keygen_in_session(token, session, alg, &sel, key_uri, why);
-        p11_session_close(token, session);
+        if (rc == ESTCA_OK) {
+            rc = keygen_in_session(token, session, alg, &sel, key_uri, why);
+            p11_session_close(token, session);
+        }
+        token_guard_leave(token, rc);
     }
     p11_key_selector_free(&sel);
     return rc;

@@ -15,11 +15,24 @@
 #include <libp11.h>
 #include <p11-kit/pkcs11.h>
 #include <p11-kit/uri.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The state behind struct hsm_token (token.h), shared by token.c and keygen.c. */
+struct hsm_key_record;
+struct token_supervisor;
+
+/* The state behind struct hsm_token (token.h), shared by the hsm/ files. The connection
+ * fields (ctx .. token_info) change only under the guard's write lock (token_guard.h). */
 struct hsm_token {
+    char *module_path, *token_uri, *pin_file; /* what re-opening needs; pin_file may be NULL */
+    pthread_rwlock_t guard;                   /* read: any token operation; write: re-open */
+    atomic_int state;                         /* enum token_state (token_guard.h) */
+    struct hsm_key_record **keys;             /* every key hsm_key_find handed out */
+    size_t n_keys;
+    pthread_mutex_t keys_lock; /* appending to keys */
+    struct token_supervisor *supervisor;
     PKCS11_CTX *ctx;    /* libp11 context; the module is loaded in it */
     PKCS11_SLOT *slots; /* libp11's slot array (owned) */
     unsigned int nslots;

@@ -4,7 +4,12 @@
  *
  * Thread-safety: hsm_token_open/close and hsm_key_find are for start-up (one thread); the
  * EVP_PKEYs they return may then sign from many threads at once (libp11 keeps a session
- * pool per slot). hsm_random is safe from any thread. */
+ * pool per slot). hsm_random is safe from any thread.
+ *
+ * Faults: with hsm_token_supervise running, a token that fails (removed, reset, logged out)
+ * is re-opened in the background; meanwhile every operation, signing with the keys
+ * hsm_key_find returned included, fails at once with ESTCA_E_UNAVAILABLE. The keys stay
+ * valid across a re-open: they follow the token. */
 #ifndef ESTCA_HSM_TOKEN_H
 #define ESTCA_HSM_TOKEN_H
 
@@ -27,9 +32,33 @@ int hsm_token_open(const char *module_path, const char *token_uri, const char *p
                    struct hsm_token **out, estca_reason *why);
 void hsm_token_close(struct hsm_token *token);
 
+/* What the supervisor reports, once per change: the token was lost (detail: why), a re-open
+ * failed for a reason not reported since the loss (detail: the reason), or it is back
+ * (detail: after how long). */
+enum hsm_token_event {
+    HSM_TOKEN_LOST,
+    HSM_TOKEN_REOPEN_FAILED,
+    HSM_TOKEN_RECOVERED,
+};
+typedef void hsm_token_event_fn(void *arg, enum hsm_token_event event, const char *detail);
+
+/* Starts the supervisor thread: it probes the token every probe_interval_ms, and at once
+ * when an operation fails; a failed probe marks the token unavailable, and it then
+ * re-initialises the module, logs in again (re-reading the PIN file) and re-finds every
+ * handed-out key (which must have the same public key as before) every retry_interval_ms
+ * until that works. on_event (may be NULL) runs on the supervisor thread. It stops in
+ * hsm_token_close. */
+int hsm_token_supervise(struct hsm_token *token, unsigned probe_interval_ms,
+                        unsigned retry_interval_ms, hsm_token_event_fn *on_event, void *arg,
+                        estca_reason *why);
+
+/* false while the token is down or being re-opened (an atomic read: cheap). */
+bool hsm_token_available(const struct hsm_token *token);
+
 /* Finds the private key named by key_uri ("pkcs11:token=estca;object=issuing-ca", with
  * optional id=) on the open token and returns it as an EVP_PKEY usable by X509_sign,
- * SSL_CTX_use_PrivateKey, CMS_sign. Exactly one key must match. Caller frees. */
+ * SSL_CTX_use_PrivateKey, CMS_sign. Exactly one key must match. Caller frees, before
+ * hsm_token_close. */
 int hsm_key_find(struct hsm_token *token, const char *key_uri, EVP_PKEY **out, estca_reason *why);
 
 /* Fills buf with len bytes from the token's RNG (C_GenerateRandom). */
