@@ -25,10 +25,11 @@
 enum section_kind { SECTION_NONE, SECTION_GLOBAL, SECTION_CA, SECTION_LABEL };
 
 /* PATH values are resolved against the configuration file's directory; STRING values
- * (URIs, names, host:port) are kept as written. */
+ * (URIs, names, host:port) are kept as written; KEY values are a PKCS#11 URI (kept) or a
+ * file (resolved). */
 /* VALUE_ENUM values are one of a fixed list of words, stored as an int: min + the word's index
  * in choices. */
-enum value_kind { VALUE_STRING, VALUE_PATH, VALUE_INT, VALUE_SIZE, VALUE_ENUM };
+enum value_kind { VALUE_STRING, VALUE_PATH, VALUE_KEY, VALUE_INT, VALUE_SIZE, VALUE_ENUM };
 
 struct key_spec {
     const char *section; /* "token", "server", ...; "ca" or "label" for the named ones */
@@ -60,7 +61,7 @@ static const struct key_spec key_specs[] = {
     {"token", "pin_file", VALUE_PATH, GLOBAL(pin_file), 0, 0, NULL},
     {"server", "listen", VALUE_STRING, GLOBAL(listen), 0, 0, NULL},
     {"server", "tls_certificate", VALUE_PATH, GLOBAL(tls_certificate_file), 0, 0, NULL},
-    {"server", "tls_key", VALUE_STRING, GLOBAL(tls_key_uri), 0, 0, NULL},
+    {"server", "tls_key", VALUE_KEY, GLOBAL(tls_key), 0, 0, NULL},
     {"server", "threads", VALUE_INT, GLOBAL(threads), 1, 1024, NULL},
     {"server", "max_body", VALUE_SIZE, GLOBAL(max_body), 1024, 64L * 1024 * 1024, NULL},
     {"server", "request_timeout_ms", VALUE_INT, GLOBAL(request_timeout_ms), 100, 3600000, NULL},
@@ -285,7 +286,9 @@ static int set_string(struct parse_state *state, char **field, const struct key_
     if (value[0] == '\0')
         return parse_fail(state, ESTCA_E_CONFIG, "empty value for '%s' in [%s]", spec->name,
                           state->section);
-    *field = spec->kind == VALUE_PATH ? join_path(state->dir, value) : strdup(value);
+    bool is_path =
+        spec->kind == VALUE_PATH || (spec->kind == VALUE_KEY && strncmp(value, "pkcs11:", 7) != 0);
+    *field = is_path ? join_path(state->dir, value) : strdup(value);
     if (*field == NULL)
         return parse_fail(state, ESTCA_E_NOMEM, "out of memory");
     return 1;
@@ -357,7 +360,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
     if (spec == NULL)
         return parse_fail(state, ESTCA_E_CONFIG, "unknown key '%s' in [%s]", name, state->section);
     void *field = (char *)state->section_base + spec->offset;
-    if (spec->kind == VALUE_STRING || spec->kind == VALUE_PATH)
+    if (spec->kind == VALUE_STRING || spec->kind == VALUE_PATH || spec->kind == VALUE_KEY)
         return set_string(state, field, spec, value);
     if (spec->kind == VALUE_ENUM)
         return set_enum(state, field, spec, value);
@@ -477,7 +480,7 @@ static int validate(const struct estca_config *config, estca_reason *why)
     if (rc == ESTCA_OK)
         rc = require(config, config->tls_certificate_file, "server", "tls_certificate", why);
     if (rc == ESTCA_OK)
-        rc = require(config, config->tls_key_uri, "server", "tls_key", why);
+        rc = require(config, config->tls_key, "server", "tls_key", why);
     if (rc == ESTCA_OK)
         rc = require(config, config->ledger_path, "ledger", "path", why);
     if (rc == ESTCA_OK)
@@ -582,7 +585,7 @@ void config_free(struct estca_config *config)
     free(config->pin_file);
     free(config->listen);
     free(config->tls_certificate_file);
-    free(config->tls_key_uri);
+    free(config->tls_key);
     free(config->default_label);
     free(config->ledger_path);
     free(config->users_file);

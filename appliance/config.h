@@ -4,7 +4,9 @@
  *
  *   [token]    module, uri, pin_file
  *   [server]   listen (host:port; port 0 = any free port), tls_certificate (PEM chain,
- *              leaf first), tls_key (PKCS#11 URI), threads, max_body (bytes),
+ *              leaf first), tls_key (PKCS#11 URI of a key on the token, or a PEM private
+ *              key file of mode 0600, which keeps the listener up while the token is
+ *              not), threads, max_body (bytes),
  *              request_timeout_ms, default_label
  *   [ledger]   path
  *   [auth]     users_file
@@ -69,7 +71,7 @@ struct estca_config {
 
     char *listen;
     char *tls_certificate_file;
-    char *tls_key_uri;
+    char *tls_key; /* a PKCS#11 URI ("pkcs11:...") or a PEM key file (mode 0600) */
     int threads;
     size_t max_body;
     int request_timeout_ms;

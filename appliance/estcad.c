@@ -14,6 +14,11 @@
 
 #define DEFAULT_CONFIG "/etc/estca/estca.conf"
 
+/* How often the token is checked while it works (a failed operation checks it at once), and
+ * how often a lost token is re-opened: a returning token serves again within a second. */
+#define TOKEN_PROBE_INTERVAL_MS 2000
+#define TOKEN_REOPEN_INTERVAL_MS 500
+
 struct daemon_state {
     struct estca_config *config;
     struct hsm_token *token;
@@ -32,6 +37,32 @@ static void usage(FILE *out)
                  "  -V, --version       the version\n");
 }
 
+/* Runs on the token supervisor's thread, once per change of the token's state. */
+static void log_token_event(void *arg, enum hsm_token_event event, const char *detail)
+{
+    (void)arg;
+    switch (event) {
+    case HSM_TOKEN_LOST:
+        fprintf(stderr, "event=token-unavailable reason=\"%s\" effect=\"issuing answers 503\"\n",
+                detail);
+        break;
+    case HSM_TOKEN_REOPEN_FAILED:
+        fprintf(stderr, "event=token-reopen-failed reason=\"%s\"\n", detail);
+        break;
+    case HSM_TOKEN_RECOVERED:
+        fprintf(stderr, "event=token-recovered detail=\"%s\"\n", detail);
+        break;
+    }
+}
+
+static int load_tls_key(struct daemon_state *state, estca_reason *why)
+{
+    const char *key = state->config->tls_key;
+    if (strncmp(key, "pkcs11:", 7) == 0)
+        return hsm_key_find(state->token, key, &state->tls_key, why);
+    return pem_read_private_key(key, &state->tls_key, why);
+}
+
 static int start(struct daemon_state *state, const char *config_path, estca_reason *why)
 {
     int rc = config_load(config_path, &state->config, why);
@@ -48,7 +79,11 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     rc = pem_read_certificates(config->tls_certificate_file, &state->tls_chain, why);
     if (rc != ESTCA_OK)
         return rc;
-    rc = hsm_key_find(state->token, config->tls_key_uri, &state->tls_key, why);
+    rc = load_tls_key(state, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    rc = hsm_token_supervise(state->token, TOKEN_PROBE_INTERVAL_MS, TOKEN_REOPEN_INTERVAL_MS,
+                             log_token_event, NULL, why);
     if (rc != ESTCA_OK)
         return rc;
     X509 *leaf = sk_X509_shift(state->tls_chain);

@@ -167,7 +167,19 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
     };
     int rc = certbuild_sign(&params, out, why);
     /* certbuild reports a failed signature as a token error: the client should retry later. */
-    return rc == ESTCA_E_TOKEN ? ESTCA_E_UNAVAILABLE : rc;
+    if (rc != ESTCA_OK)
+        return rc == ESTCA_E_TOKEN ? ESTCA_E_UNAVAILABLE : rc;
+    /* A token failing mid-operation, or one that was swapped, must not get a certificate with
+     * a bad signature out (nor an RSA-CRT fault leak the key): check it in software, against
+     * the CA certificate, before the ledger or the client sees it. */
+    if (X509_verify(*out, X509_get0_pubkey(label->ca->certificate)) != 1) {
+        X509_free(*out);
+        *out = NULL;
+        return estca_fail_openssl(why, ESTCA_E_UNAVAILABLE,
+                                  "the token's signature does not verify against CA %s",
+                                  label->ca->name);
+    }
+    return ESTCA_OK;
 }
 
 static int record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
@@ -201,6 +213,9 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
     *out = NULL;
     if (core == NULL || label == NULL || csr == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "core_issue: bad arguments");
+    /* While the token is being re-opened nothing can be signed: say so before any work. */
+    if (!hsm_token_available(core->token))
+        return estca_fail(why, ESTCA_E_UNAVAILABLE, "the token is unavailable; retry later");
     int rc = ESTCA_OK;
     if (generated_key == NULL) {
         rc = verify_signature(csr, why);

@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int pem_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why)
 {
@@ -30,5 +31,32 @@ int pem_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *
         return estca_fail(why, ESTCA_E_CONFIG, "no PEM certificate in %s", path);
     }
     *out = certs;
+    return ESTCA_OK;
+}
+
+int pem_read_private_key(const char *path, EVP_PKEY **out, estca_reason *why)
+{
+    *out = NULL;
+    FILE *file = fopen(path, "re");
+    if (file == NULL)
+        return estca_fail(why, ESTCA_E_CONFIG, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(file), &st) != 0) {
+        fclose(file);
+        return estca_fail(why, ESTCA_E_IO, "cannot stat %s: %s", path, strerror(errno));
+    }
+    /* Checked on the open file, so that a swap between check and read changes nothing. */
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        fclose(file);
+        return estca_fail(why, ESTCA_E_CONFIG,
+                          "%s is accessible to group or others (mode %03o): a private key file "
+                          "must be 0600",
+                          path, (unsigned)(st.st_mode & 0777));
+    }
+    EVP_PKEY *key = PEM_read_PrivateKey(file, NULL, NULL, NULL);
+    fclose(file);
+    if (key == NULL)
+        return estca_fail_openssl(why, ESTCA_E_CONFIG, "no PEM private key in %s", path);
+    *out = key;
     return ESTCA_OK;
 }

@@ -5,7 +5,9 @@
 #
 #   packaging/provision.sh DIR ESTCA_BINARY
 # Environment (optional): TOKEN_LABEL, ROOT_KEY_TYPE (ec:P-384), CA_KEY_TYPE (ec:P-256),
-#   TLS_KEY_TYPE (ec:P-256), LISTEN (127.0.0.1:8443), DEMO_USER (demo).
+#   TLS_KEY_TYPE (ec:P-256), TLS_KEY_STORE (file: DIR/tls.key, mode 0600, so that the
+#   listener and /cacerts stay up while the CA token is lost; token: on the CA token),
+#   LISTEN (127.0.0.1:8443), DEMO_USER (demo).
 # Afterwards run everything with SOFTHSM2_CONF=DIR/softhsm2.conf.
 set -euo pipefail
 dir=${1:?usage: provision.sh DIR ESTCA_BINARY}
@@ -14,6 +16,7 @@ token=${TOKEN_LABEL:-estca}
 root_type=${ROOT_KEY_TYPE:-ec:P-384}
 ca_type=${CA_KEY_TYPE:-ec:P-256}
 tls_type=${TLS_KEY_TYPE:-ec:P-256}
+tls_store=${TLS_KEY_STORE:-file}
 listen=${LISTEN:-127.0.0.1:8443}
 user=${DEMO_USER:-demo}
 
@@ -33,6 +36,11 @@ openssl rand -hex 16 > "$dir/so.pin"
 printf '%s:%s\n' "$user" "$(openssl rand -hex 12)" > "$dir/demo.credentials"
 
 uri="pkcs11:token=$token"
+case $tls_store in
+file) tls_key=tls.key ;;
+token) tls_key="$uri;object=tls" ;;
+*) echo "TLS_KEY_STORE must be file or token" >&2; exit 2 ;;
+esac
 cat > "$dir/estca.conf" <<CONF
 # estca configuration (see packaging/estca.conf.example for every setting)
 [token]
@@ -43,7 +51,7 @@ pin_file = token.pin
 [server]
 listen = $listen
 tls_certificate = tls-chain.pem
-tls_key = $uri;object=tls
+tls_key = $tls_key
 threads = 8
 
 [ledger]
@@ -68,7 +76,17 @@ tok=(--config "$dir/estca.conf")
 "$estca" key generate "${tok[@]}" --key "$uri;object=root-ca" --type "$root_type"
 "$estca" key generate "${tok[@]}" --key "$uri;object=issuing-ca" --type "$ca_type"
 "$estca" key generate "${tok[@]}" --key "$uri;object=tls-ca" --type "$tls_type"
-"$estca" key generate "${tok[@]}" --key "$uri;object=tls" --type "$tls_type"
+if [ "$tls_store" = token ]; then
+    "$estca" key generate "${tok[@]}" --key "$tls_key" --type "$tls_type"
+else
+    case $tls_type in
+    ec:P-*) openssl genpkey -algorithm EC -pkeyopt "ec_paramgen_curve:${tls_type#ec:}" -out "$dir/tls.key" ;;
+    rsa:*) openssl genpkey -algorithm RSA -pkeyopt "rsa_keygen_bits:${tls_type#rsa:}" -out "$dir/tls.key" ;;
+    *) echo "unknown TLS_KEY_TYPE $tls_type" >&2; exit 2 ;;
+    esac
+    chmod 0600 "$dir/tls.key"
+    tls_key=$dir/tls.key
+fi
 
 "$estca" ca root "${tok[@]}" --key "$uri;object=root-ca" \
     --subject "/CN=estca Root CA/O=estca" --out "$dir/root-ca.pem"
@@ -80,7 +98,7 @@ tok=(--config "$dir/estca.conf")
 # issues to a device can impersonate the server to clients that trust tls-ca.pem.
 "$estca" ca root "${tok[@]}" --key "$uri;object=tls-ca" \
     --subject "/CN=estca TLS CA/O=estca" --out "$dir/tls-ca.pem"
-"$estca" tls certificate "${tok[@]}" --key "$uri;object=tls" --subject "/CN=localhost/O=estca" \
+"$estca" tls certificate "${tok[@]}" --key "$tls_key" --subject "/CN=localhost/O=estca" \
     --san "IP:127.0.0.1,IP:::1,DNS:localhost" --issuer-key "$uri;object=tls-ca" \
     --issuer-cert "$dir/tls-ca.pem" --out "$dir/tls-chain.pem"
 

@@ -1,8 +1,10 @@
-/* estca tls certificate: the HTTPS listener's certificate, key on the token, signed by a CA
- * whose key is on the token too. */
+/* estca tls certificate: the HTTPS listener's certificate, signed by a CA whose key is on the
+ * token, for a key on the token or in a PEM file (which keeps the listener, and /cacerts,
+ * up while the token is not). */
 #include "cli.h"
 
 #include <openssl/x509v3.h>
+#include <string.h>
 
 /* The listener sends its certificate and every intermediate, not the self-signed root. */
 static int write_tls_chain(const char *path, X509 *leaf, STACK_OF(X509) *issuers, estca_reason *why)
@@ -29,7 +31,9 @@ static int sign_tls(const struct cli_signing_options *options, struct hsm_token 
     if (rc == ESTCA_OK)
         rc = cli_parse_san(options->san, &san, why);
     if (rc == ESTCA_OK)
-        rc = hsm_key_find(token, options->key_uri, &key, why);
+        rc = strncmp(options->key_uri, "pkcs11:", 7) == 0
+                 ? hsm_key_find(token, options->key_uri, &key, why)
+                 : pem_read_private_key(options->key_uri, &key, why);
     if (rc == ESTCA_OK)
         rc = hsm_key_find(token, options->issuer_key_uri, &issuer_key, why);
     if (rc == ESTCA_OK && X509_check_private_key(issuer, issuer_key) != 1)
@@ -76,8 +80,8 @@ static int run_tls_certificate(int argc, char **argv)
 
 const struct cli_command cmd_tls_certificate = {
     .name = "tls certificate",
-    .summary = "issue the HTTPS listener's certificate for a key on the token",
-    .usage = "  -k, --key URI           the listener's key on the token\n"
+    .summary = "issue the HTTPS listener's certificate for a key on the token or in a file",
+    .usage = "  -k, --key URI|FILE      the listener's key: on the token, or a PEM file (0600)\n"
              "  -s, --subject DN        e.g. /CN=localhost\n"
              "  -a, --san LIST          e.g. IP:127.0.0.1,IP:::1,DNS:localhost\n"
              "  -d, --days N            validity (default 825)\n"

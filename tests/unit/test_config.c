@@ -102,7 +102,7 @@ Test(config, full_file)
     expect_path(config->pin_file, "secrets/token.pin");
     cr_expect_str_eq(config->listen, "[::1]:9443");
     cr_expect_str_eq(config->tls_certificate_file, "/etc/tls.pem");
-    cr_expect_str_eq(config->tls_key_uri, "pkcs11:token=estca;object=tls");
+    cr_expect_str_eq(config->tls_key, "pkcs11:token=estca;object=tls");
     cr_expect_eq(config->threads, 4);
     cr_expect_eq(config->max_body, 4096);
     cr_expect_eq(config->request_timeout_ms, 5000);
