@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The same enrollment with RSA keys on the token: RSA root and issuing CA, RSA TLS key (which
-# TLS 1.3 uses with RSA-PSS, computed by the token).
+# The same enrollment with RSA keys on the token: RSA root and issuing CA, RSA TLS key kept on
+# the token too (TLS_KEY_STORE=token), which TLS 1.3 uses with RSA-PSS computed by the token
+# through estca's key proxy.
 . "$(dirname "$0")/lib.sh"
-ROOT_KEY_TYPE=rsa:3072 CA_KEY_TYPE=rsa:2048 TLS_KEY_TYPE=rsa:2048 provision
+ROOT_KEY_TYPE=rsa:3072 CA_KEY_TYPE=rsa:2048 TLS_KEY_TYPE=rsa:2048 TLS_KEY_STORE=token provision
 start_estcad
+
+check "the TLS key is on the token" grep -q 'never_extractable=true' \
+    <<<"$("$ESTCA" key show --config "$T/ca/estca.conf" --key "pkcs11:token=estca;object=tls")"
+check "and in no file" [ ! -e "$T/ca/tls.key" ]
 
 check "issuing CA key is RSA" bash -c "openssl x509 -in '$T/ca/issuing-ca.pem' -noout -text | grep -q 'rsaEncryption'"
 for tls in "--tlsv1.2 --tls-max 1.2" "--tlsv1.3"; do
