@@ -91,11 +91,34 @@ int core_reenroll(struct ca_core *core, const struct core_label *label, X509_REQ
  * if set, else the CSR's key type if the base policy allows it, else ec:P-256. The
  * certificate is built, signed and recorded in the ledger as core_enroll does. On success
  * *pkcs8_out is the DER PKCS#8 PrivateKeyInfo: the caller wipes and frees it with
- * OPENSSL_clear_free once the response is written, and frees *cert_out.
+ * OPENSSL_clear_free once the response is written, and frees *cert_out. Sent as it is, or
+ * encrypted with core_envelope_server_key when core_server_key_recipient (asked first) names
+ * a recipient.
  * Errors: ESTCA_E_FORBIDDEN (the label lacks serverkeygen = yes, or has approval = manual:
  * not offered there for now), ESTCA_E_UNAVAILABLE (token), and those of core_enroll. */
 int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                       const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
                       size_t *pkcs8_len, estca_reason *why);
+
+/* Whether the serverkeygen CSR asks for the key to be encrypted (RFC 7030 §4.4.1.2), and to
+ * whom; to be asked before core_serverkeygen, so that a request the server cannot honour
+ * leaves no certificate behind. presented: the TLS client certificate (NULL: none), the only
+ * key this server knows a client by. *recipient NULL: no encryption asked; else presented
+ * (borrowed), whose subjectKeyIdentifier the CSR's AsymmetricDecryptKeyIdentifier names.
+ * Errors: ESTCA_E_FORBIDDEN (label offers no serverkeygen, as core_serverkeygen would say),
+ * ESTCA_E_INVALID (the CSR names a key the server lacks: no client certificate, another SKI,
+ * or a symmetric DecryptKeyIdentifier; or the attribute is malformed), ESTCA_E_POLICY (the
+ * client certificate's key is neither RSA nor EC). */
+int core_server_key_recipient(const struct core_label *label, X509_REQ *csr, X509 *presented,
+                              X509 **recipient, estca_reason *why);
+
+/* The encrypted key of §4.4.2: pkcs8 as an RFC 5958 AsymmetricKeyPackage in CMS SignedData
+ * signed by label's CA on the token (its certificate included), in CMS EnvelopedData for
+ * recipient (AES-256-CBC; RSA-OAEP key transport or ECDH key agreement). *der is the DER
+ * ContentInfo, caller frees with OPENSSL_free; the clear copies made on the way are wiped.
+ * Errors: ESTCA_E_TOKEN (the CA could not sign), ESTCA_E_CRYPTO, ESTCA_E_NOMEM. */
+int core_envelope_server_key(const struct core_label *label, const unsigned char *pkcs8, size_t len,
+                             X509 *recipient, unsigned char **der, size_t *der_len,
+                             estca_reason *why);
 
 #endif

@@ -62,6 +62,10 @@ int core_check_csr_key(X509_REQ *csr, estca_reason *why);
 /* The subjectAltName of the CSR's extension request (NULL: none). Caller frees. */
 int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why);
 
+/* Whether label offers /serverkeygen at all (ESTCA_E_FORBIDDEN with the reason if not): asked
+ * by core_serverkeygen and, before it, by core_server_key_recipient. */
+int core_serverkeygen_offered(const struct core_label *label, estca_reason *why);
+
 /* approval.c: labels with approval = manual. approval_admit files or finds the CSR's request:
  * ESTCA_E_PENDING or ESTCA_E_FORBIDDEN (rejected) stop the issuance; ESTCA_OK with *issued
  * set returns the certificate issued for it before; ESTCA_OK with *claimed set means this

@@ -323,6 +323,19 @@ static int pkcs8_public_key(const unsigned char *der, size_t len, X509_PUBKEY **
     return ESTCA_OK;
 }
 
+int core_serverkeygen_offered(const struct core_label *label, estca_reason *why)
+{
+    if (!label->serverkeygen)
+        return estca_fail(why, ESTCA_E_FORBIDDEN,
+                          "label %s does not allow server-side key generation", label->name);
+    if (label->manual_approval)
+        return estca_fail(why, ESTCA_E_FORBIDDEN,
+                          "label %s: server-side key generation is not offered with "
+                          "approval = manual",
+                          label->name);
+    return ESTCA_OK;
+}
+
 int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                       const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
                       size_t *pkcs8_len, estca_reason *why)
@@ -336,18 +349,13 @@ int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509
     if (core == NULL || label == NULL || csr == NULL || cert_out == NULL || pkcs8_out == NULL ||
         pkcs8_len == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "core_serverkeygen: bad arguments");
-    if (!label->serverkeygen)
-        return estca_fail(why, ESTCA_E_FORBIDDEN,
-                          "label %s does not allow server-side key generation", label->name);
-    if (label->manual_approval)
-        return estca_fail(why, ESTCA_E_FORBIDDEN,
-                          "label %s: server-side key generation is not offered with "
-                          "approval = manual",
-                          label->name);
+    int rc = core_serverkeygen_offered(label, why);
+    if (rc != ESTCA_OK)
+        return rc;
     const char *algorithm = serverkeygen_algorithm(label, csr);
     unsigned char *der = NULL;
     size_t len = 0;
-    int rc = hsm_keygen_device(core->token, algorithm, &der, &len, why);
+    rc = hsm_keygen_device(core->token, algorithm, &der, &len, why);
     if (rc != ESTCA_OK)
         return rc == ESTCA_E_TOKEN ? ESTCA_E_UNAVAILABLE : rc;
     X509_PUBKEY *public_key = NULL;

@@ -2,8 +2,10 @@
  * and serverkeygen authenticate with HTTP Basic, re-enrollment with the TLS client certificate
  * being renewed; all take a base64 DER PKCS#10 body of type application/pkcs10 and have the
  * core issue. Enrollment answers a certs-only PKCS#7 holding only the new certificate
- * (§4.2.3), serverkeygen a multipart/mixed of the PKCS#8 key and that PKCS#7 (§4.4.2).
- * Content-Transfer-Encoding is ignored (RFC 8951 §3).
+ * (§4.2.3), serverkeygen a multipart/mixed of the key and that PKCS#7 (§4.4.2): the key as
+ * plain PKCS#8, or, when the CSR's AsymmetricDecryptKeyIdentifier names the TLS client
+ * certificate's key (§4.4.1.2), as CMS EnvelopedData of SignedData for that certificate
+ * (smime-type=server-generated-key). Content-Transfer-Encoding is ignored (RFC 8951 §3).
  *
  * Order of checks: credentials before the body, so unauthenticated clients never make us
  * read or parse anything; then the media type, the size, the encoding, the DER. */
@@ -228,11 +230,18 @@ static bool check_confidential(struct est_request *req)
 
 #define SKG_BOUNDARY_OCTETS 16
 
-/* The multipart/mixed body of §4.4.2: the PKCS#8 part, then the certs-only part. The key
+/* The key part of §4.4.2: its media type and DER. */
+struct key_part {
+    const char *content_type;
+    const unsigned char *der;
+    size_t len;
+};
+
+/* The multipart/mixed body of §4.4.2: the key part, then the certs-only part. The key
  * part's base64 is wiped before it is freed; *body (OPENSSL_malloc'd) holds the key too and
  * is the caller's to wipe and free with OPENSSL_clear_free. */
-static int serverkeygen_body(const char *boundary, const unsigned char *pkcs8, size_t pkcs8_len,
-                             X509 *cert, char **body, size_t *body_len, estca_reason *why)
+static int serverkeygen_body(const char *boundary, const struct key_part *key, X509 *cert,
+                             char **body, size_t *body_len, estca_reason *why)
 {
     char *key_b64 = NULL, *certs_b64 = NULL;
     size_t key_len = 0, certs_len = 0;
@@ -242,23 +251,25 @@ static int serverkeygen_body(const char *boundary, const unsigned char *pkcs8, s
         rc = est_certs_only_base64(one, &certs_b64, &certs_len, why);
     sk_X509_free(one); /* the certificate itself stays the caller's */
     if (rc == ESTCA_OK)
-        rc = base64_encode(pkcs8, pkcs8_len, &key_b64, &key_len, why);
+        rc = base64_encode(key->der, key->len, &key_b64, &key_len, why);
     static const char format[] =
-        "--%s\r\nContent-Type: application/pkcs8\r\n"
+        "--%s\r\nContent-Type: %s\r\n"
         "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n"
         "--%s\r\nContent-Type: application/pkcs7-mime; smime-type=certs-only\r\n"
         "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n"
         "--%s--\r\n";
     int n = -1;
     if (rc == ESTCA_OK)
-        n = snprintf(NULL, 0, format, boundary, key_b64, boundary, certs_b64, boundary);
+        n = snprintf(NULL, 0, format, boundary, key->content_type, key_b64, boundary, certs_b64,
+                     boundary);
     if (rc == ESTCA_OK && n < 0)
         rc = estca_fail(why, ESTCA_E_INVALID, "cannot format the multipart body");
     char *buf = NULL;
     if (rc == ESTCA_OK && (buf = OPENSSL_malloc((size_t)n + 1)) == NULL)
         rc = estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     if (rc == ESTCA_OK) {
-        snprintf(buf, (size_t)n + 1, format, boundary, key_b64, boundary, certs_b64, boundary);
+        snprintf(buf, (size_t)n + 1, format, boundary, key->content_type, key_b64, boundary,
+                 certs_b64, boundary);
         *body = buf;
         *body_len = (size_t)n;
     }
@@ -268,22 +279,34 @@ static int serverkeygen_body(const char *boundary, const unsigned char *pkcs8, s
     return rc;
 }
 
+/* recipient NULL: the key as plain PKCS#8 (the TLS channel is its only protection);
+ * otherwise encrypted to recipient's key by the core. */
 static void respond_serverkeygen(struct est_request *req, X509 *cert, const unsigned char *pkcs8,
-                                 size_t pkcs8_len)
+                                 size_t pkcs8_len, X509 *recipient)
 {
     unsigned char random[SKG_BOUNDARY_OCTETS];
     char boundary[2 * SKG_BOUNDARY_OCTETS + 1];
     char content_type[96];
     char *body = NULL;
     size_t body_len = 0;
+    unsigned char *enveloped = NULL;
+    size_t enveloped_len = 0;
+    struct key_part key = {"application/pkcs8", pkcs8, pkcs8_len};
     estca_reason why = {{0}};
     int rc = ESTCA_OK;
-    if (RAND_bytes(random, sizeof random) != 1)
+    if (recipient != NULL) {
+        rc = core_envelope_server_key(req->label, pkcs8, pkcs8_len, recipient, &enveloped,
+                                      &enveloped_len, &why);
+        key = (struct key_part){"application/pkcs7-mime; smime-type=server-generated-key",
+                                enveloped, enveloped_len};
+    }
+    if (rc == ESTCA_OK && RAND_bytes(random, sizeof random) != 1)
         rc = estca_fail_openssl(&why, ESTCA_E_CRYPTO, "no random boundary");
     for (size_t i = 0; rc == ESTCA_OK && i < sizeof random; i++)
         snprintf(boundary + 2 * i, 3, "%02x", random[i]);
     if (rc == ESTCA_OK)
-        rc = serverkeygen_body(boundary, pkcs8, pkcs8_len, cert, &body, &body_len, &why);
+        rc = serverkeygen_body(boundary, &key, cert, &body, &body_len, &why);
+    OPENSSL_free(enveloped);
     if (rc != ESTCA_OK) {
         est_note(req, "key and certificate made but not encoded: %s", why.text);
         est_respond_error(req, 500, NULL, "internal error");
@@ -301,24 +324,32 @@ static void respond_serverkeygen(struct est_request *req, X509 *cert, const unsi
     OPENSSL_clear_free(body, body_len + 1);
 }
 
-/* HTTP Basic as for /simpleenroll; the CSR gives only the names (§4.4.1). */
+/* HTTP Basic as for /simpleenroll; the CSR gives only the names (§4.4.1), and may ask for the
+ * key to be encrypted to the TLS client certificate's key (§4.4.1.2). That is settled before
+ * the core generates or issues anything: a key the server lacks is an error (400), never a
+ * fallback to the plain key, and leaves no certificate behind. */
 void est_serverkeygen_handle(struct est_request *req)
 {
     X509_REQ *csr = NULL;
     if (!authenticate(req) || !check_confidential(req) || !read_csr(req, &csr))
         return;
+    SSL *ssl = est_tls_connection_ssl(req->conn);
+    X509 *recipient = NULL; /* borrowed from the TLS connection */
     X509 *cert = NULL;
     unsigned char *pkcs8 = NULL;
     size_t pkcs8_len = 0;
     estca_reason why = {{0}};
-    int rc = core_serverkeygen(req->server->core, req->label, csr, req->requester, &cert, &pkcs8,
+    int rc = core_server_key_recipient(
+        req->label, csr, ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL, &recipient, &why);
+    if (rc == ESTCA_OK)
+        rc = core_serverkeygen(req->server->core, req->label, csr, req->requester, &cert, &pkcs8,
                                &pkcs8_len, &why);
     X509_REQ_free(csr);
     if (rc != ESTCA_OK) {
         respond_core_error(req, rc, &why);
         return;
     }
-    respond_serverkeygen(req, cert, pkcs8, pkcs8_len);
+    respond_serverkeygen(req, cert, pkcs8, pkcs8_len, recipient);
     OPENSSL_clear_free(pkcs8, pkcs8_len);
     X509_free(cert);
 }
