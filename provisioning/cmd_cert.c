@@ -102,7 +102,10 @@ static int show_or_export(const struct cli_command *command, int argc, char **ar
     if (usage != 0)
         return usage;
     char serial[128];
-    if (cli_normalise_serial(argv[optind], serial, sizeof serial) != ESTCA_OK)
+    /* "all" cannot be a serial (not hexadecimal): export every certificate, for audits and
+     * publication. */
+    bool every = export && strcmp(argv[optind], "all") == 0;
+    if (!every && cli_normalise_serial(argv[optind], serial, sizeof serial) != ESTCA_OK)
         return cli_usage_error(command, "SERIAL must be hexadecimal");
     estca_reason why;
     struct ledger *ledger = NULL;
@@ -116,11 +119,11 @@ static int show_or_export(const struct cli_command *command, int argc, char **ar
         found.pem_out = out;
     }
     if (rc == ESTCA_OK)
-        rc = ledger_each_issued(ledger, serial, show_one, &found, &why);
+        rc = ledger_each_issued(ledger, every ? NULL : serial, show_one, &found, &why);
     if (out != NULL && out != stdout && fclose(out) != 0 && rc == ESTCA_OK)
         rc = estca_fail(&why, ESTCA_E_IO, "cannot write %s", options.out);
     ledger_close(ledger);
-    if (rc == ESTCA_OK && found.count == 0)
+    if (rc == ESTCA_OK && found.count == 0 && !every)
         rc = estca_fail(&why, ESTCA_E_NOT_FOUND, "no certificate with serial %s", serial);
     return rc == ESTCA_OK ? 0 : cli_fail(command, &why);
 }
@@ -144,7 +147,7 @@ const struct cli_command cmd_cert_show = {
 
 const struct cli_command cmd_cert_export = {
     .name = "cert export",
-    .summary = "write the certificate with a serial as PEM",
-    .usage = "  estca cert export (--config FILE | --ledger PATH) [--out FILE] SERIAL\n",
+    .summary = "write the certificate with a serial (or every one) as PEM",
+    .usage = "  estca cert export (--config FILE | --ledger PATH) [--out FILE] (SERIAL | all)\n",
     .run = run_cert_export,
 };

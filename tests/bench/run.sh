@@ -6,20 +6,24 @@
 #  (d) the same with a new TLS connection per enrollment, 32 clients
 #  (e) estcad's peak RSS, and the ratios (c)/(b), (d)/(b).
 # Usage: tests/bench/run.sh [--smoke] [--seconds S] [--build DIR] [--only ec|rsa]
+#                           [--tls-key-store file|token]
 # --smoke: 1 s per level, EC only, exits non-zero unless every answer was 200.
+# --tls-key-store: where the listener's key lives (provision.sh's TLS_KEY_STORE; default file).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=10
 build="$root/build"
 only=
 smoke=0
+tls_store=file
 while [ $# -gt 0 ]; do
     case $1 in
     --smoke) smoke=1; seconds=1; only=ec ;;
     --seconds) seconds=$2; shift ;;
     --build) build=$2; shift ;;
     --only) only=$2; shift ;;
-    *) echo "usage: $0 [--smoke] [--seconds S] [--build DIR] [--only ec|rsa]" >&2; exit 2 ;;
+    --tls-key-store) tls_store=$2; shift ;;
+    *) echo "usage: $0 [--smoke] [--seconds S] [--build DIR] [--only ec|rsa] [--tls-key-store file|token]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -59,7 +63,7 @@ run_wrk() { # clients close -> "rate requests not200 socket_errors p50 p99"
 
 bench_kind() { # kind ca_type tls_type
     local kind=$1 dir="$T/$1"
-    ROOT_KEY_TYPE=$2 CA_KEY_TYPE=$2 TLS_KEY_TYPE=$3 LISTEN=127.0.0.1:0 \
+    ROOT_KEY_TYPE=$2 CA_KEY_TYPE=$2 TLS_KEY_TYPE=$3 TLS_KEY_STORE=$tls_store LISTEN=127.0.0.1:0 \
         "$root/packaging/provision.sh" "$dir" "$estca" >/dev/null 2>&1
     export SOFTHSM2_CONF="$dir/softhsm2.conf"
     sed -i "s/^threads = .*/threads = 32/" "$dir/estca.conf"
@@ -83,7 +87,7 @@ bench_kind() { # kind ca_type tls_type
     [ -n "$port" ] || { cat "$T/estcad-$kind.log"; echo "estcad did not start" >&2; exit 1; }
 
     echo
-    echo "== $kind: CA key $2, TLS key $3, $cores cores, ${seconds}s per level"
+    echo "== $kind: CA key $2 (token), TLS key $3 ($tls_store), $cores cores, ${seconds}s per level"
     printf '(a) token signatures/s: 1 thread %s, %s threads %s\n' "$s1" "$cores" "$sn"
     printf '(b) in-process issuance/s (%s threads): %s\n' "$cores" "$issue"
     printf '%-34s %10s %8s %8s %7s %9s %9s %7s\n' mode clients rate/s requests not200 p50_ms p99_ms "/(b)"
