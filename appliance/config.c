@@ -44,6 +44,14 @@ struct key_spec {
  * approval takes effect soon. */
 #define DEFAULT_RETRY_AFTER_SECONDS 60
 
+/* RFC 7030's base policy; a label may ask for more. */
+#define DEFAULT_RSA_MIN_BITS 2048
+/* A day: a revocation reaches relying parties within a day at worst (sooner: estcad
+ * re-signs the CRL as soon as it sees a revocation). */
+#define DEFAULT_CRL_VALIDITY_HOURS 24
+/* Often enough that a rewritten tail is small, rarely enough to cost nothing. */
+#define DEFAULT_AUDIT_CHECKPOINT_EVERY 1000
+
 #define GLOBAL(field) offsetof(struct estca_config, field)
 #define CA(field) offsetof(struct config_ca, field)
 #define LABEL(field) offsetof(struct config_label, field)
@@ -54,6 +62,7 @@ static const char *const csr_key_words[] = {"rsa:2048", "rsa:3072", "rsa:4096",
 static const char *const csr_hash_words[] = {"sha256", "sha384", "sha512", NULL};
 static const char *const yes_no_words[] = {"no", "yes", NULL};
 static const char *const approval_words[] = {"auto", "manual", NULL};
+static const char *const ca_request_words[] = {"refuse", "ignore", NULL};
 
 static const struct key_spec key_specs[] = {
     {"token", "module", VALUE_STRING, GLOBAL(module_path), 0, 0, NULL},
@@ -82,9 +91,21 @@ static const struct key_spec key_specs[] = {
     {"label", "approval", VALUE_ENUM, LABEL(manual_approval), 0, 1, approval_words},
     {"label", "retry_after", VALUE_INT, LABEL(retry_after_seconds), 1, 86400, NULL},
     {"label", "serverkeygen", VALUE_ENUM, LABEL(serverkeygen), 0, 1, yes_no_words},
+    {"label", "key_usage", VALUE_STRING, LABEL(key_usage), 0, 0, NULL},
+    {"label", "extended_key_usage", VALUE_STRING, LABEL(extended_key_usage), 0, 0, NULL},
+    {"label", "csr_ca_request", VALUE_ENUM, LABEL(csr_ca_request), 0, 1, ca_request_words},
+    {"label", "rsa_min_bits", VALUE_INT, LABEL(rsa_min_bits), 2048, 16384, NULL},
+    {"ca", "crl_url", VALUE_STRING, CA(crl_url), 0, 0, NULL},
+    {"ca", "ca_issuers_url", VALUE_STRING, CA(ca_issuers_url), 0, 0, NULL},
+    {"ca", "crl_file", VALUE_PATH, CA(crl_file), 0, 0, NULL},
+    {"ca", "crl_validity_hours", VALUE_INT, CA(crl_validity_hours), 1, 8760, NULL},
+    {"server", "crl_listen", VALUE_STRING, GLOBAL(crl_listen), 0, 0, NULL},
+    {"audit", "path", VALUE_PATH, GLOBAL(audit_path), 0, 0, NULL},
+    {"audit", "signer", VALUE_STRING, GLOBAL(audit_signer), 0, 0, NULL},
+    {"audit", "checkpoint_every", VALUE_INT, GLOBAL(audit_checkpoint_every), 1, 1000000, NULL},
 };
 
-static const char *const global_sections[] = {"token", "server", "ledger", "auth"};
+static const char *const global_sections[] = {"token", "server", "ledger", "auth", "audit"};
 
 /* An EST label shares the URL path segment with the operations, so these names are taken. */
 static const char *const est_operations[] = {"cacerts",      "simpleenroll", "simplereenroll",
@@ -185,6 +206,7 @@ static int open_label_section(struct parse_state *state, const char *name)
     label->csr_require_challenge_password = -1;
     label->manual_approval = -1;
     label->serverkeygen = -1;
+    label->csr_ca_request = -1;
     state->section_base = label;
     return 1;
 }
@@ -400,7 +422,17 @@ static int apply_defaults(struct estca_config *config)
             label->serverkeygen = 0;
         if (label->retry_after_seconds < 1)
             label->retry_after_seconds = DEFAULT_RETRY_AFTER_SECONDS;
+        if (label->csr_ca_request < 0)
+            label->csr_ca_request = CONFIG_CA_REQUEST_REFUSE;
+        if (label->rsa_min_bits < 1)
+            label->rsa_min_bits = DEFAULT_RSA_MIN_BITS;
     }
+    for (size_t i = 0; i < config->n_cas; i++) {
+        if (config->cas[i].crl_validity_hours < 1)
+            config->cas[i].crl_validity_hours = DEFAULT_CRL_VALIDITY_HOURS;
+    }
+    if (config->audit_checkpoint_every < 1)
+        config->audit_checkpoint_every = DEFAULT_AUDIT_CHECKPOINT_EVERY;
     if (config->default_label == NULL && config->n_labels == 1 &&
         set_default_string(&config->default_label, config->labels[0].name) != ESTCA_OK)
         return ESTCA_E_NOMEM;
@@ -487,6 +519,10 @@ static int validate(const struct estca_config *config, estca_reason *why)
         rc = validate_cas(config, why);
     if (rc == ESTCA_OK)
         rc = validate_labels(config, why);
+    if (rc == ESTCA_OK && config->audit_signer != NULL &&
+        config_find_ca(config, config->audit_signer) == NULL)
+        rc = estca_fail(why, ESTCA_E_CONFIG, "%s: [audit] signer: no section [ca:%s]", config->path,
+                        config->audit_signer);
     return rc;
 }
 
@@ -572,11 +608,16 @@ void config_free(struct estca_config *config)
         free(config->cas[i].key_uri);
         free(config->cas[i].certificate_file);
         free(config->cas[i].chain_file);
+        free(config->cas[i].crl_url);
+        free(config->cas[i].ca_issuers_url);
+        free(config->cas[i].crl_file);
     }
     free(config->cas);
     for (size_t i = 0; i < config->n_labels; i++) {
         free(config->labels[i].name);
         free(config->labels[i].ca_name);
+        free(config->labels[i].key_usage);
+        free(config->labels[i].extended_key_usage);
     }
     free(config->labels);
     free(config->path);
@@ -589,6 +630,9 @@ void config_free(struct estca_config *config)
     free(config->default_label);
     free(config->ledger_path);
     free(config->users_file);
+    free(config->crl_listen);
+    free(config->audit_path);
+    free(config->audit_signer);
     free(config);
 }
 

@@ -16,7 +16,13 @@
  *              ec:P-384), csr_hash (sha256 sha384 sha512), csr_require_challenge_password
  *              (yes/no): what /csrattrs advertises (RFC 8951 §4); csr_key_type is enforced;
  *              approval (auto/manual), retry_after (seconds a 202 asks the client to wait),
- *              serverkeygen (yes/no, default no: /serverkeygen, RFC 7030 §4.4)
+ *              serverkeygen (yes/no, default no: /serverkeygen, RFC 7030 §4.4);
+ *              the profile: key_usage, extended_key_usage (comma-separated names),
+ *              csr_ca_request (refuse/ignore a CSR asking for CA:TRUE), rsa_min_bits
+ *   [ca:NAME]  also crl_url and ca_issuers_url (put in issued certificates), crl_file
+ *              (where the CRL is published), crl_validity_hours
+ *   [server]   also crl_listen (host:port, plain HTTP, serves /crl/<ca>.crl)
+ *   [audit]    path, signer (a CA name), checkpoint_every (lines)
  */
 #ifndef ESTCA_CONFIG_H
 #define ESTCA_CONFIG_H
@@ -29,8 +35,18 @@ struct config_ca {
     char *name;
     char *key_uri;
     char *certificate_file;
-    char *chain_file; /* PEM up to the root; may start with the CA certificate itself (then
-                         it is skipped). NULL: the CA certificate is self-signed (a root) */
+    char *chain_file;       /* PEM up to the root; may start with the CA certificate itself (then
+                               it is skipped). NULL: the CA certificate is self-signed (a root) */
+    char *crl_url;          /* CRL distribution point put in issued certificates (NULL: none) */
+    char *ca_issuers_url;   /* AIA caIssuers put in issued certificates (NULL: none) */
+    char *crl_file;         /* where estcad publishes the CA's CRL (DER; NULL: nowhere) */
+    int crl_validity_hours; /* nextUpdate - thisUpdate */
+};
+
+/* What a label does with a CSR asking for basicConstraints CA:TRUE. */
+enum config_ca_request {
+    CONFIG_CA_REQUEST_REFUSE, /* 400 with the reason */
+    CONFIG_CA_REQUEST_IGNORE, /* issue with CA:FALSE, as always */
 };
 
 /* A label's CSR requirements, as /csrattrs advertises them. NONE: not constrained. */
@@ -60,6 +76,10 @@ struct config_label {
     int manual_approval;                /* 0: issue at once; 1: an operator approves first */
     int retry_after_seconds;            /* what a 202 tells the client to wait */
     int serverkeygen;                   /* 0 or 1: /serverkeygen allowed */
+    char *key_usage;                    /* "digitalSignature,keyEncipherment" (NULL: by key type) */
+    char *extended_key_usage;           /* "clientAuth,serverAuth" (NULL: those two) */
+    int csr_ca_request;                 /* enum config_ca_request */
+    int rsa_min_bits;                   /* smallest RSA key accepted in a CSR */
 };
 
 struct estca_config {
@@ -79,6 +99,12 @@ struct estca_config {
 
     char *ledger_path;
     char *users_file;
+
+    char *crl_listen; /* host:port of the plain-HTTP listener serving /crl/<ca>.crl (NULL: none) */
+
+    char *audit_path;   /* NULL: no audit log */
+    char *audit_signer; /* the CA whose key signs checkpoints (NULL: the default label's) */
+    int audit_checkpoint_every;
 
     struct config_ca *cas;
     size_t n_cas;
