@@ -182,6 +182,11 @@ static int add_key_usage(X509 *cert, const struct certbuild_params *p, estca_rea
     if (is_ca_profile(p->profile)) {
         ok = ASN1_BIT_STRING_set_bit(usage, BIT_KEY_CERT_SIGN, 1) &&
              ASN1_BIT_STRING_set_bit(usage, BIT_CRL_SIGN, 1);
+    } else if (p->key_usage_bits != 0) {
+        for (int bit = 0; ok && bit < 9; bit++) {
+            if (p->key_usage_bits & (1u << bit))
+                ok = ASN1_BIT_STRING_set_bit(usage, bit, 1);
+        }
     } else {
         ok = ASN1_BIT_STRING_set_bit(usage, BIT_DIGITAL_SIGNATURE, 1);
         /* RSA key transport in TLS 1.2 and CMS needs it; EC keys never encipher. */
@@ -194,16 +199,20 @@ static int add_key_usage(X509 *cert, const struct certbuild_params *p, estca_rea
     return rc;
 }
 
-static int add_extended_key_usage(X509 *cert, enum certbuild_profile profile, estca_reason *why)
+static int add_extended_key_usage(X509 *cert, const struct certbuild_params *p, estca_reason *why)
 {
-    if (is_ca_profile(profile))
+    if (is_ca_profile(p->profile))
         return ESTCA_OK;
     EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
     if (eku == NULL)
         return estca_fail_openssl(why, ESTCA_E_NOMEM, "certbuild: extendedKeyUsage");
     /* OBJ_nid2obj returns static objects: the stack only borrows them. */
-    int ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)) > 0;
-    if (ok && profile == CERTBUILD_END_ENTITY)
+    int ok = 1;
+    for (size_t i = 0; ok && i < p->n_eku; i++)
+        ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(p->eku_nids[i])) > 0;
+    if (ok && p->n_eku == 0)
+        ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)) > 0;
+    if (ok && p->n_eku == 0 && p->profile == CERTBUILD_END_ENTITY)
         ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)) > 0;
     int rc = ok ? add_ext(cert, NID_ext_key_usage, eku, false, why)
                 : estca_fail_openssl(why, ESTCA_E_NOMEM, "certbuild: extendedKeyUsage");
@@ -268,19 +277,90 @@ static int add_authority_key_id(X509 *cert, X509 *issuer, estca_reason *why)
     return rc;
 }
 
+static GENERAL_NAME *uri_name(const char *url)
+{
+    GENERAL_NAME *name = GENERAL_NAME_new();
+    ASN1_IA5STRING *text = ASN1_IA5STRING_new();
+    if (name == NULL || text == NULL || !ASN1_STRING_set(text, url, -1)) {
+        GENERAL_NAME_free(name);
+        ASN1_IA5STRING_free(text);
+        return NULL;
+    }
+    GENERAL_NAME_set0_value(name, GEN_URI, text);
+    return name;
+}
+
+static int add_crl_distribution_point(X509 *cert, const char *url, estca_reason *why)
+{
+    if (url == NULL)
+        return ESTCA_OK;
+    CRL_DIST_POINTS *points = sk_DIST_POINT_new_null();
+    DIST_POINT *point = DIST_POINT_new();
+    GENERAL_NAMES *names = sk_GENERAL_NAME_new_null();
+    GENERAL_NAME *name = uri_name(url);
+    int ok = points != NULL && point != NULL && names != NULL && name != NULL &&
+             (point->distpoint = DIST_POINT_NAME_new()) != NULL &&
+             sk_GENERAL_NAME_push(names, name) > 0;
+    if (ok) {
+        name = NULL;                /* names owns it */
+        point->distpoint->type = 0; /* fullName */
+        point->distpoint->name.fullname = names;
+        names = NULL;
+        ok = sk_DIST_POINT_push(points, point) > 0;
+        if (ok)
+            point = NULL;
+    }
+    int rc = ok ? add_ext(cert, NID_crl_distribution_points, points, false, why)
+                : estca_fail_openssl(why, ESTCA_E_NOMEM, "certbuild: cRLDistributionPoints");
+    GENERAL_NAME_free(name);
+    GENERAL_NAMES_free(names);
+    DIST_POINT_free(point);
+    CRL_DIST_POINTS_free(points);
+    return rc;
+}
+
+static int add_ca_issuers(X509 *cert, const char *url, estca_reason *why)
+{
+    if (url == NULL)
+        return ESTCA_OK;
+    AUTHORITY_INFO_ACCESS *access = sk_ACCESS_DESCRIPTION_new_null();
+    ACCESS_DESCRIPTION *description = ACCESS_DESCRIPTION_new();
+    GENERAL_NAME *location = uri_name(url);
+    int ok = access != NULL && description != NULL && location != NULL;
+    if (ok) {
+        description->method = OBJ_nid2obj(NID_ad_ca_issuers);
+        GENERAL_NAME_free(description->location);
+        description->location = location;
+        location = NULL;
+        ok = sk_ACCESS_DESCRIPTION_push(access, description) > 0;
+        if (ok)
+            description = NULL;
+    }
+    int rc = ok ? add_ext(cert, NID_info_access, access, false, why)
+                : estca_fail_openssl(why, ESTCA_E_NOMEM, "certbuild: authorityInfoAccess");
+    GENERAL_NAME_free(location);
+    ACCESS_DESCRIPTION_free(description);
+    AUTHORITY_INFO_ACCESS_free(access);
+    return rc;
+}
+
 static int add_extensions(X509 *cert, const struct certbuild_params *p, estca_reason *why)
 {
     int rc = add_basic_constraints(cert, p->profile, why);
     if (rc == ESTCA_OK)
         rc = add_key_usage(cert, p, why);
     if (rc == ESTCA_OK)
-        rc = add_extended_key_usage(cert, p->profile, why);
+        rc = add_extended_key_usage(cert, p, why);
     if (rc == ESTCA_OK)
         rc = add_subject_alt_name(cert, p, why);
     if (rc == ESTCA_OK)
         rc = add_subject_key_id(cert, why);
     if (rc == ESTCA_OK)
         rc = add_authority_key_id(cert, p->issuer, why);
+    if (rc == ESTCA_OK && !is_ca_profile(p->profile))
+        rc = add_crl_distribution_point(cert, p->crl_url, why);
+    if (rc == ESTCA_OK && !is_ca_profile(p->profile))
+        rc = add_ca_issuers(cert, p->ca_issuers_url, why);
     return rc;
 }
 

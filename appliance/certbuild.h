@@ -30,6 +30,12 @@ struct certbuild_params {
     size_t serial_len;
     time_t not_before;
     time_t not_after; /* clipped to the issuer's notAfter */
+    /* End-entity profile (0 / NULL: the defaults above). */
+    unsigned key_usage_bits; /* bit i set: KeyUsage bit i (0 digitalSignature, 2 keyEnc...) */
+    const int *eku_nids;     /* NID_client_auth, NID_server_auth, ... */
+    size_t n_eku;
+    const char *crl_url;        /* CRL distribution point (NULL: none) */
+    const char *ca_issuers_url; /* authorityInfoAccess caIssuers (NULL: none) */
 };
 
 /* The public key is copied as encoded and not decoded (OpenSSL 3.0's decoders cost more than the

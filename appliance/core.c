@@ -86,6 +86,15 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
         label->manual_approval = source->manual_approval != 0;
         label->retry_after_seconds = source->retry_after_seconds;
         label->serverkeygen = source->serverkeygen != 0;
+        label->refuse_ca_request = source->csr_ca_request != CONFIG_CA_REQUEST_IGNORE;
+        label->rsa_min_bits = source->rsa_min_bits > 0 ? source->rsa_min_bits : 2048;
+        estca_reason profile_why = {{0}};
+        int rc = profile_parse_key_usage(source->key_usage, &label->key_usage_bits, &profile_why);
+        if (rc == ESTCA_OK)
+            rc = profile_parse_extended_key_usage(source->extended_key_usage, label->eku_nids,
+                                                  &label->n_eku, &profile_why);
+        if (rc != ESTCA_OK)
+            return estca_fail(why, rc, "[label:%s] %.400s", source->name, profile_why.text);
         csr_attrs_from_config(source, &label->csr_attrs);
         if (config->default_label != NULL && strcmp(label->name, config->default_label) == 0)
             core->default_label = label;
@@ -122,6 +131,7 @@ void core_free(struct ca_core *core)
 {
     if (core == NULL)
         return;
+    crl_publisher_free(core->crl_publisher); /* its thread uses the ledger and the CAs */
     ledger_close(core->ledger);
     credentials_free(core->credentials);
     for (size_t i = 0; i < core->n_labels; i++)

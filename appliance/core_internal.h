@@ -7,6 +7,7 @@
 #include "core.h"
 #include "credentials.h"
 #include "ledger.h"
+#include "profile.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -19,6 +20,10 @@ struct ca_instance {
     EVP_PKEY *key;         /* private half on the token */
     X509 *certificate;     /* the CA's own certificate */
     STACK_OF(X509) *chain; /* certificate first, then up to and including the root */
+    char *crl_url;         /* CDP of issued certificates (NULL: none) */
+    char *ca_issuers_url;  /* AIA caIssuers of issued certificates (NULL: none) */
+    char *crl_file;        /* where the CRL is published (NULL: nowhere) */
+    int crl_validity_hours;
 };
 
 struct core_label {
@@ -29,6 +34,12 @@ struct core_label {
     bool manual_approval;
     int retry_after_seconds;
     bool serverkeygen; /* /serverkeygen allowed */
+    /* The profile (profile.h). */
+    unsigned key_usage_bits; /* 0: by key type */
+    int eku_nids[PROFILE_MAX_EKU];
+    size_t n_eku; /* 0: clientAuth + serverAuth */
+    bool refuse_ca_request;
+    int rsa_min_bits;
 };
 
 struct ca_core {
@@ -40,7 +51,11 @@ struct ca_core {
     const struct core_label *default_label;
     struct credentials *credentials; /* NULL: no users file, no password succeeds */
     struct ledger *ledger;
+    struct crl_publisher *crl_publisher; /* NULL until core_start_crl_publisher */
 };
+
+/* crl_publisher.c: stops and frees (NULL: nothing). */
+void crl_publisher_free(struct crl_publisher *publisher);
 
 /* Fills ca from its configuration: key from the token, certificate and chain from their files,
  * and checks that key and certificate match and that the chain verifies up to a self-signed

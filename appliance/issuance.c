@@ -91,6 +91,9 @@ static int check_label_key(const struct core_label *label, X509_REQ *csr, estca_
     const struct core_csr_attrs *want = &label->csr_attrs;
     EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
     int type = EVP_PKEY_get_base_id(key);
+    if (type == EVP_PKEY_RSA && EVP_PKEY_get_bits(key) < label->rsa_min_bits)
+        return estca_fail(why, ESTCA_E_POLICY, "label %s requires RSA keys of %d bits or more",
+                          label->name, label->rsa_min_bits);
     switch (want->key_algorithm) {
     case CORE_CSR_KEY_ANY:
         return ESTCA_OK;
@@ -164,6 +167,11 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
         .serial_len = sizeof serial,
         .not_before = now - BACKDATE_SECONDS,
         .not_after = now + (time_t)label->validity_days * SECONDS_PER_DAY,
+        .key_usage_bits = label->key_usage_bits,
+        .eku_nids = label->eku_nids,
+        .n_eku = label->n_eku,
+        .crl_url = label->ca->crl_url,
+        .ca_issuers_url = label->ca->ca_issuers_url,
     };
     int rc = certbuild_sign(&params, out, why);
     /* certbuild reports a failed signature as a token error: the client should retry later. */
@@ -224,6 +232,8 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
         if (rc == ESTCA_OK)
             rc = check_label_key(label, csr, why);
     }
+    if (rc == ESTCA_OK)
+        rc = profile_check_csr_extensions(csr, label->refuse_ca_request, why);
     struct requested_names names = {0};
     if (rc == ESTCA_OK)
         rc = requested_names(csr, &names, why);

@@ -107,13 +107,19 @@ static void write_users(void)
 }
 
 static const char config_text[] = "[token]\nuri = " FIXTURE_TOKEN_URI "\npin_file = user.pin\n"
-                                  "[server]\ntls_certificate = tls.pem\n"
+                                  "[server]\ntls_certificate = tls.pem\ndefault_label = default\n"
                                   "tls_key = " FIXTURE_TOKEN_URI ";object=tls\n"
                                   "[ledger]\npath = ledger.sqlite\n"
                                   "[auth]\nusers_file = users\n"
                                   "[ca:issuing]\nkey = " ISSUING_URI "\n"
                                   "certificate = issuing.pem\nchain = chain.pem\n"
-                                  "[label:default]\nca = issuing\nvalidity_days = 30\n";
+                                  "crl_url = http://crl.example/issuing.crl\n"
+                                  "ca_issuers_url = http://crl.example/issuing.cer\n"
+                                  "[label:default]\nca = issuing\nvalidity_days = 30\n"
+                                  "csr_ca_request = ignore\n"
+                                  "[label:strict]\nca = issuing\n"
+                                  "key_usage = digitalSignature, nonRepudiation\n"
+                                  "extended_key_usage = emailProtection\n";
 
 /* Root and issuing CA with the given key types; the chain file starts with the issuing CA's
  * certificate itself, as operators usually have it. Leaves config loaded, core closed. */
@@ -218,14 +224,19 @@ static X509_REQ *make_csr(EVP_PKEY *key, EVP_PKEY *signer, const char *cn, const
     return req;
 }
 
-static int enroll(X509_REQ *csr, X509 **cert, estca_reason *why)
+static int enroll_on(const char *label_name, X509_REQ *csr, X509 **cert, estca_reason *why)
 {
-    const struct core_label *label = core_find_label(core, NULL);
+    const struct core_label *label = core_find_label(core, label_name);
     cr_assert_not_null(label);
     int rc = core_enroll(core, label, csr, "user:alice", cert, why);
     if (rc == ESTCA_OK)
         *cert = der_roundtrip(*cert); /* as the client receives it */
     return rc;
+}
+
+static int enroll(X509_REQ *csr, X509 **cert, estca_reason *why)
+{
+    return enroll_on(NULL, csr, cert, why);
 }
 
 static long ledger_count(void)
@@ -637,4 +648,72 @@ Test(core_open, serverkeygen_follows_the_label_key_type)
     cr_expect_eq(ledger_count(), 1);
     EVP_PKEY_free(key);
     EVP_PKEY_free(csr_key);
+}
+
+/* The strict label's profile: refuses what the default label ignores, and puts its own usages,
+ * the CA's CRL distribution point and caIssuers in what it issues. */
+Test(core, a_profile_refuses_a_ca_request)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509_REQ *csr = make_csr(key, key, "wants-ca", "wants-ca.example"); /* asks for CA:TRUE */
+    X509 *cert = NULL;
+    estca_reason why = {{0}};
+    cr_expect_eq(enroll_on("strict", csr, &cert, &why), ESTCA_E_POLICY);
+    cr_expect(strstr(why.text, "CA:TRUE") != NULL, "%s", why.text);
+    cr_expect_null(cert);
+    cr_expect_eq(ledger_count(), 0);
+    X509_REQ_free(csr);
+    EVP_PKEY_free(key);
+}
+
+Test(core, a_profile_sets_usages_and_publication_points)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509_REQ *csr = make_csr(key, key, "mailer", NULL);
+    X509 *cert = NULL;
+    estca_reason why = {{0}};
+    cr_assert_eq(enroll_on("strict", csr, &cert, &why), ESTCA_OK, "%s", why.text);
+    cr_expect_eq(X509_get_key_usage(cert), KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION);
+    cr_expect_eq(X509_get_extended_key_usage(cert), XKU_SMIME);
+    cr_expect_eq(X509_check_ca(cert), 0);
+    STACK_OF(DIST_POINT) *points = X509_get_ext_d2i(cert, NID_crl_distribution_points, NULL, NULL);
+    cr_assert_eq(sk_DIST_POINT_num(points), 1);
+    GENERAL_NAME *uri =
+        sk_GENERAL_NAME_value(sk_DIST_POINT_value(points, 0)->distpoint->name.fullname, 0);
+    cr_expect_str_eq((const char *)ASN1_STRING_get0_data(uri->d.uniformResourceIdentifier),
+                     "http://crl.example/issuing.crl");
+    CRL_DIST_POINTS_free(points);
+    AUTHORITY_INFO_ACCESS *access = X509_get_ext_d2i(cert, NID_info_access, NULL, NULL);
+    cr_assert_eq(sk_ACCESS_DESCRIPTION_num(access), 1);
+    ACCESS_DESCRIPTION *issuers = sk_ACCESS_DESCRIPTION_value(access, 0);
+    cr_expect_eq(OBJ_obj2nid(issuers->method), NID_ad_ca_issuers);
+    AUTHORITY_INFO_ACCESS_free(access);
+    X509_free(cert);
+    X509_REQ_free(csr);
+    EVP_PKEY_free(key);
+}
+
+Test(core, an_unknown_critical_extension_is_refused)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509_REQ *csr = X509_REQ_new();
+    cr_assert(X509_REQ_set_version(csr, X509_REQ_VERSION_1) && X509_REQ_set_pubkey(csr, key));
+    cr_assert(X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(csr), "CN", MBSTRING_UTF8,
+                                         (const unsigned char *)"odd", -1, -1, 0));
+    ASN1_OBJECT *oid = OBJ_txt2obj("1.3.6.1.4.1.99999.1", 1);
+    ASN1_OCTET_STRING *value = ASN1_OCTET_STRING_new();
+    cr_assert(ASN1_OCTET_STRING_set(value, (const unsigned char *)"\x05\x00", 2));
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_OBJ(NULL, oid, 1, value));
+    cr_assert(X509_REQ_add_extensions(csr, exts));
+    cr_assert(X509_REQ_sign(csr, key, EVP_sha256()));
+    X509 *cert = NULL;
+    estca_reason why = {{0}};
+    cr_expect_eq(enroll(csr, &cert, &why), ESTCA_E_POLICY);
+    cr_expect(strstr(why.text, "1.3.6.1.4.1.99999.1") != NULL, "%s", why.text);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ASN1_OCTET_STRING_free(value);
+    ASN1_OBJECT_free(oid);
+    X509_REQ_free(csr);
+    EVP_PKEY_free(key);
 }
