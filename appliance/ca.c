@@ -128,8 +128,13 @@ static int check_certificate(const struct ca_instance *ca, const struct config_c
 int ca_instance_load(struct ca_instance *ca, const struct config_ca *config,
                      struct hsm_token *token, estca_reason *why)
 {
-    if ((ca->name = strdup(config->name)) == NULL)
+    if ((ca->name = strdup(config->name)) == NULL ||
+        (config->crl_url != NULL && (ca->crl_url = strdup(config->crl_url)) == NULL) ||
+        (config->ca_issuers_url != NULL &&
+         (ca->ca_issuers_url = strdup(config->ca_issuers_url)) == NULL) ||
+        (config->crl_file != NULL && (ca->crl_file = strdup(config->crl_file)) == NULL))
         return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    ca->crl_validity_hours = config->crl_validity_hours > 0 ? config->crl_validity_hours : 24;
     int rc = read_certificate(config->certificate_file, &ca->certificate, why);
     if (rc == ESTCA_OK)
         rc = hsm_key_find(token, config->key_uri, &ca->key, why);
@@ -151,6 +156,10 @@ void ca_instance_clear(struct ca_instance *ca)
     X509_free(ca->certificate);
     EVP_PKEY_free(ca->key);
     free(ca->name);
+    free(ca->crl_url);
+    free(ca->ca_issuers_url);
+    free(ca->crl_file);
+    ca->crl_url = ca->ca_issuers_url = ca->crl_file = NULL;
     ca->chain = NULL;
     ca->certificate = NULL;
     ca->key = NULL;

@@ -121,4 +121,20 @@ int core_envelope_server_key(const struct core_label *label, const unsigned char
                              X509 *recipient, unsigned char **der, size_t *der_len,
                              estca_reason *why);
 
+/* What the CRL publisher reports (on its own thread): a CRL signed (detail: its number and
+ * entries) or a failure to sign one (detail: why; the last CRL keeps being served). */
+typedef void core_crl_event_fn(void *arg, const char *ca_name, bool signed_ok, const char *detail);
+
+/* Starts re-signing every CA's CRL in the background (estcad): at once, within a few seconds
+ * of a revocation in the ledger (estca cert revoke), and when half its validity has passed.
+ * Each CRL is kept in memory for core_crl_der and written to the CA's crl_file (atomically).
+ * Stops in core_free. */
+int core_start_crl_publisher(struct ca_core *core, core_crl_event_fn *on_event, void *arg,
+                             estca_reason *why);
+
+/* The latest CRL of CA ca_name, DER; caller frees with OPENSSL_free. ESTCA_E_NOT_FOUND: no
+ * such CA; ESTCA_E_UNAVAILABLE: none signed yet. */
+int core_crl_der(struct ca_core *core, const char *ca_name, unsigned char **der, size_t *len,
+                 estca_reason *why);
+
 #endif

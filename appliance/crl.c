@@ -84,12 +84,12 @@ static int add_extensions(X509_CRL *crl, X509 *ca_certificate, long number, estc
 }
 
 int crl_build(struct ledger *ledger, const char *ca_name, X509 *ca_certificate, EVP_PKEY *ca_key,
-              int days, X509_CRL **out, estca_reason *why)
+              int validity_hours, X509_CRL **out, estca_reason *why)
 {
     *out = NULL;
     X509_CRL *crl = X509_CRL_new();
     ASN1_TIME *this_update = ASN1_TIME_set(NULL, time(NULL));
-    ASN1_TIME *next_update = ASN1_TIME_adj(NULL, time(NULL), days, 0);
+    ASN1_TIME *next_update = ASN1_TIME_adj(NULL, time(NULL), 0, (long)validity_hours * 3600);
     int rc = ESTCA_OK;
     if (crl == NULL || this_update == NULL || next_update == NULL ||
         !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||

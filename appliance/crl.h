@@ -12,9 +12,9 @@
 /* RFC 5280 CRLReason from its ASN.1 name ("keyCompromise"); -1 for an unknown name. */
 int crl_reason_from_name(const char *name);
 
-/* Builds and signs the CRL of CA ca_name (certificate ca_certificate, key ca_key) valid for
- * days. Consumes a CRL number. Caller frees *out. */
+/* Builds and signs the CRL of CA ca_name (certificate ca_certificate, key ca_key), its
+ * nextUpdate validity_hours from now. Consumes a CRL number. Caller frees *out. */
 int crl_build(struct ledger *ledger, const char *ca_name, X509 *ca_certificate, EVP_PKEY *ca_key,
-              int days, X509_CRL **out, estca_reason *why);
+              int validity_hours, X509_CRL **out, estca_reason *why);
 
 #endif

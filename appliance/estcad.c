@@ -2,6 +2,7 @@
  * (appliance/) and the token (hsm/): start-up, signals, shutdown. */
 #include "config.h"
 #include "core.h"
+#include "crl_http.h"
 #include "est_server.h"
 #include "pem_file.h"
 #include "token.h"
@@ -26,6 +27,7 @@ struct daemon_state {
     STACK_OF(X509) *tls_chain; /* leaf first */
     EVP_PKEY *tls_key;
     struct est_server *server;
+    struct crl_http *crl_server; /* NULL: no [server] crl_listen */
 };
 
 static void usage(FILE *out)
@@ -55,6 +57,26 @@ static void log_token_event(void *arg, enum hsm_token_event event, const char *d
     }
 }
 
+/* Runs on the CRL publisher's thread. */
+static void log_crl_event(void *arg, const char *ca_name, bool signed_ok, const char *detail)
+{
+    (void)arg;
+    fprintf(stderr, "event=%s ca=%s detail=\"%s\"\n", signed_ok ? "crl-signed" : "crl-failed",
+            ca_name, detail);
+}
+
+static int start_crl_publication(struct daemon_state *state, estca_reason *why)
+{
+    int rc = core_start_crl_publisher(state->core, log_crl_event, NULL, why);
+    if (rc != ESTCA_OK || state->config->crl_listen == NULL)
+        return rc;
+    rc = crl_http_start(state->config->crl_listen, state->core, &state->crl_server, why);
+    if (rc == ESTCA_OK)
+        fprintf(stderr, "event=crl-listening listen=%s port=%d\n", state->config->crl_listen,
+                crl_http_port(state->crl_server));
+    return rc;
+}
+
 static int load_tls_key(struct daemon_state *state, estca_reason *why)
 {
     const char *key = state->config->tls_key;
@@ -77,6 +99,9 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     if (rc != ESTCA_OK)
         return rc;
     rc = pem_read_certificates(config->tls_certificate_file, &state->tls_chain, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    rc = start_crl_publication(state, why);
     if (rc != ESTCA_OK)
         return rc;
     rc = load_tls_key(state, why);
@@ -104,6 +129,7 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
 static void stop(struct daemon_state *state)
 {
     est_server_stop(state->server);
+    crl_http_stop(state->crl_server);
     EVP_PKEY_free(state->tls_key);
     sk_X509_pop_free(state->tls_chain, X509_free);
     core_free(state->core);

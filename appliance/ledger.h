@@ -145,6 +145,10 @@ int ledger_each_revoked(struct ledger *ledger, const char *ca_name,
 int ledger_next_crl_number(struct ledger *ledger, const char *ca_name, long *out,
                            estca_reason *why);
 
+/* Number of certificates of ca_name ever revoked: it only grows, so a change means a new
+ * revocation (estcad re-signs the CA's CRL then). */
+int ledger_count_revoked(struct ledger *ledger, const char *ca_name, long *out, estca_reason *why);
+
 /* Number of certificates recorded (for tests and status). */
 int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why);
 

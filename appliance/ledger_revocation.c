@@ -117,3 +117,23 @@ int ledger_next_crl_number(struct ledger *ledger, const char *ca_name, long *out
     pthread_mutex_unlock(&ledger->lock);
     return rc;
 }
+
+int ledger_count_revoked(struct ledger *ledger, const char *ca_name, long *out, estca_reason *why)
+{
+    if (ledger == NULL || ca_name == NULL || out == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_count_revoked: bad arguments");
+    pthread_mutex_lock(&ledger->lock);
+    sqlite3_stmt *stmt = NULL;
+    int rc = ledger_prepare(
+        ledger, "SELECT COUNT(*) FROM certificates WHERE ca = ?1 AND status = 'revoked'", &stmt,
+        why);
+    if (rc == ESTCA_OK && ledger_bind_text(stmt, 1, ca_name) != SQLITE_OK)
+        rc = ledger_sqlite_fail(ledger, why, "bind");
+    if (rc == ESTCA_OK && sqlite3_step(stmt) != SQLITE_ROW)
+        rc = ledger_sqlite_fail(ledger, why, "count revoked");
+    if (rc == ESTCA_OK)
+        *out = (long)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&ledger->lock);
+    return rc;
+}

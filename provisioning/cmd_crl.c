@@ -90,7 +90,8 @@ static int create_crl(const struct crl_options *options, estca_reason *why)
     if (rc == ESTCA_OK)
         rc = ledger_open(config->ledger_path, &ledger, why);
     if (rc == ESTCA_OK)
-        rc = crl_build(ledger, ca->name, sk_X509_value(certs, 0), key, options->days, &crl, why);
+        rc = crl_build(ledger, ca->name, sk_X509_value(certs, 0), key, options->days * 24, &crl,
+                       why);
     FILE *file = rc == ESTCA_OK ? fopen(options->out, "w") : NULL;
     if (rc == ESTCA_OK && (file == NULL || !PEM_write_X509_CRL(file, crl)))
         rc = estca_fail_openssl(why, ESTCA_E_IO, "cannot write %s", options->out);
