@@ -119,6 +119,8 @@ int core_open(const struct estca_config *config, struct hsm_token *token, struct
         rc = credentials_load(config->users_file, &core->credentials, why);
     if (rc == ESTCA_OK)
         rc = ledger_open(config->ledger_path, &core->ledger, why);
+    if (rc == ESTCA_OK)
+        rc = core_audit_open(core, config, why);
     if (rc != ESTCA_OK) {
         core_free(core);
         return rc;
@@ -132,6 +134,7 @@ void core_free(struct ca_core *core)
     if (core == NULL)
         return;
     crl_publisher_free(core->crl_publisher); /* its thread uses the ledger and the CAs */
+    audit_close(core->audit);                /* its last checkpoint is signed by a CA key */
     ledger_close(core->ledger);
     credentials_free(core->credentials);
     for (size_t i = 0; i < core->n_labels; i++)
@@ -197,7 +200,11 @@ bool core_csr_attrs_any(const struct core_csr_attrs *attrs)
 
 int core_check_password(const struct ca_core *core, const char *user, const char *password)
 {
-    if (core == NULL || core->credentials == NULL)
+    if (core == NULL)
         return ESTCA_E_AUTH;
-    return credentials_check(core->credentials, user, password);
+    int rc = core->credentials != NULL ? credentials_check(core->credentials, user, password)
+                                       : ESTCA_E_AUTH;
+    if (rc != ESTCA_OK)
+        core_audit_login_failure(core, user);
+    return rc;
 }

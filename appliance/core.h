@@ -137,4 +137,8 @@ int core_start_crl_publisher(struct ca_core *core, core_crl_event_fn *on_event, 
 int core_crl_der(struct ca_core *core, const char *ca_name, unsigned char **der, size_t *len,
                  estca_reason *why);
 
+/* Records an event of estcad's in the audit log ([audit] path; nothing without one):
+ * "start", "token-unavailable", "token-recovered"... detail is free text, never a secret. */
+void core_audit_note(struct ca_core *core, const char *event, const char *detail);
+
 #endif

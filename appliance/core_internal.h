@@ -6,6 +6,7 @@
 #include "config.h"
 #include "core.h"
 #include "credentials.h"
+#include "audit.h"
 #include "ledger.h"
 #include "profile.h"
 
@@ -52,6 +53,7 @@ struct ca_core {
     struct credentials *credentials; /* NULL: no users file, no password succeeds */
     struct ledger *ledger;
     struct crl_publisher *crl_publisher; /* NULL until core_start_crl_publisher */
+    struct audit_log *audit;             /* NULL: no [audit] path */
 };
 
 /* crl_publisher.c: stops and frees (NULL: nothing). */
@@ -80,6 +82,13 @@ int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *
 /* Whether label offers /serverkeygen at all (ESTCA_E_FORBIDDEN with the reason if not): asked
  * by core_serverkeygen and, before it, by core_server_key_recipient. */
 int core_serverkeygen_offered(const struct core_label *label, estca_reason *why);
+
+/* core_audit.c: the audit log ([audit] path; core->audit NULL when there is none). */
+int core_audit_open(struct ca_core *core, const struct estca_config *config, estca_reason *why);
+/* Records the outcome of operation ("simpleenroll", ...) and returns rc unchanged. */
+int core_audit_issuance(struct ca_core *core, const char *operation, const struct core_label *label,
+                        const char *requester, int rc, X509 *certificate, const estca_reason *why);
+void core_audit_login_failure(const struct ca_core *core, const char *user);
 
 /* approval.c: labels with approval = manual. approval_admit files or finds the CSR's request:
  * ESTCA_E_PENDING or ESTCA_E_FORBIDDEN (rejected) stop the issuance; ESTCA_OK with *issued

@@ -28,7 +28,17 @@ struct daemon_state {
     EVP_PKEY *tls_key;
     struct est_server *server;
     struct crl_http *crl_server; /* NULL: no [server] crl_listen */
+    /* The core as the token supervisor's thread may audit with it: NULL once stopping. */
+    pthread_mutex_t audit_lock;
+    struct ca_core *audit_core;
 };
+
+static void audit_note(struct daemon_state *state, const char *event, const char *detail)
+{
+    pthread_mutex_lock(&state->audit_lock);
+    core_audit_note(state->audit_core, event, detail);
+    pthread_mutex_unlock(&state->audit_lock);
+}
 
 static void usage(FILE *out)
 {
@@ -42,19 +52,14 @@ static void usage(FILE *out)
 /* Runs on the token supervisor's thread, once per change of the token's state. */
 static void log_token_event(void *arg, enum hsm_token_event event, const char *detail)
 {
-    (void)arg;
-    switch (event) {
-    case HSM_TOKEN_LOST:
-        fprintf(stderr, "event=token-unavailable reason=\"%s\" effect=\"issuing answers 503\"\n",
-                detail);
-        break;
-    case HSM_TOKEN_REOPEN_FAILED:
-        fprintf(stderr, "event=token-reopen-failed reason=\"%s\"\n", detail);
-        break;
-    case HSM_TOKEN_RECOVERED:
-        fprintf(stderr, "event=token-recovered detail=\"%s\"\n", detail);
-        break;
-    }
+    static const char *const names[] = {
+        [HSM_TOKEN_LOST] = "token-unavailable",
+        [HSM_TOKEN_REOPEN_FAILED] = "token-reopen-failed",
+        [HSM_TOKEN_RECOVERED] = "token-recovered",
+    };
+    fprintf(stderr, "event=%s detail=\"%s\"%s\n", names[event], detail,
+            event == HSM_TOKEN_LOST ? " effect=\"issuing answers 503\"" : "");
+    audit_note(arg, names[event], detail);
 }
 
 /* Runs on the CRL publisher's thread. */
@@ -98,6 +103,10 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     rc = core_open(config, state->token, &state->core, why);
     if (rc != ESTCA_OK)
         return rc;
+    state->audit_core = state->core;
+    char detail[600];
+    snprintf(detail, sizeof detail, "estcad %s, configuration %s", ESTCA_VERSION, config->path);
+    audit_note(state, "start", detail);
     rc = pem_read_certificates(config->tls_certificate_file, &state->tls_chain, why);
     if (rc != ESTCA_OK)
         return rc;
@@ -108,7 +117,7 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     if (rc != ESTCA_OK)
         return rc;
     rc = hsm_token_supervise(state->token, TOKEN_PROBE_INTERVAL_MS, TOKEN_REOPEN_INTERVAL_MS,
-                             log_token_event, NULL, why);
+                             log_token_event, state, why);
     if (rc != ESTCA_OK)
         return rc;
     X509 *leaf = sk_X509_shift(state->tls_chain);
@@ -132,6 +141,10 @@ static void stop(struct daemon_state *state)
     crl_http_stop(state->crl_server);
     EVP_PKEY_free(state->tls_key);
     sk_X509_pop_free(state->tls_chain, X509_free);
+    audit_note(state, "stop", "");
+    pthread_mutex_lock(&state->audit_lock);
+    state->audit_core = NULL;
+    pthread_mutex_unlock(&state->audit_lock);
     core_free(state->core);
     hsm_token_close(state->token);
     config_free(state->config);
@@ -177,6 +190,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct daemon_state state = {0};
+    pthread_mutex_init(&state.audit_lock, NULL);
     estca_reason why = {{0}};
     int rc = start(&state, config_path, &why);
     if (rc != ESTCA_OK) {

@@ -283,7 +283,8 @@ int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *c
 int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                 const char *requester, X509 **out, estca_reason *why)
 {
-    return core_issue(core, label, csr, requester, 0, out, why);
+    int rc = core_issue(core, label, csr, requester, 0, out, why);
+    return core_audit_issuance(core, "simpleenroll", label, requester, rc, *out, why);
 }
 
 /* The key type for serverkeygen: the label's csr_key_type, else the CSR's key type when the
@@ -346,9 +347,9 @@ int core_serverkeygen_offered(const struct core_label *label, estca_reason *why)
     return ESTCA_OK;
 }
 
-int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                      const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
-                      size_t *pkcs8_len, estca_reason *why)
+static int serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                        const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
+                        size_t *pkcs8_len, estca_reason *why)
 {
     if (cert_out != NULL)
         *cert_out = NULL;
@@ -382,4 +383,13 @@ int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509
     *pkcs8_out = der;
     *pkcs8_len = len;
     return ESTCA_OK;
+}
+
+int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                      const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
+                      size_t *pkcs8_len, estca_reason *why)
+{
+    int rc = serverkeygen(core, label, csr, requester, cert_out, pkcs8_out, pkcs8_len, why);
+    return core_audit_issuance(core, "serverkeygen", label, requester, rc,
+                               cert_out != NULL ? *cert_out : NULL, why);
 }

@@ -87,5 +87,5 @@ int core_reenroll(struct ca_core *core, const struct core_label *label, X509_REQ
         rc = check_same_names(csr, current, why);
     if (rc == ESTCA_OK)
         rc = core_issue(core, label, csr, requester, state.id, out, why);
-    return rc;
+    return core_audit_issuance(core, "simplereenroll", label, requester, rc, *out, why);
 }

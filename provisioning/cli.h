@@ -10,6 +10,7 @@
 #include "token.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdbool.h>
@@ -117,5 +118,9 @@ int cli_parse_days(const char *text, int *out);
 /* Prints "estca NAME: reason" to stderr and returns 1, for `return cli_fail(...)` in run. */
 int cli_fail(const struct cli_command *command, const estca_reason *why);
 int cli_usage_error(const struct cli_command *command, const char *message);
+
+/* Appends event with fields (consumed) to the audit log of config_file's [audit] path, as the
+ * operator (uid) who ran estca; nothing when config_file is NULL or names no audit log. */
+void cli_audit(const char *config_file, const char *event, json_t *fields);
 
 #endif

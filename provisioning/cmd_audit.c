@@ -1,6 +1,10 @@
 /* estca audit verify: checks an audit log's hash chain and its checkpoints' signatures. */
 #include "audit.h"
 #include "cli.h"
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 static int public_key_of(const char *cert_file, EVP_PKEY **out, estca_reason *why)
 {
@@ -15,46 +19,86 @@ static int public_key_of(const char *cert_file, EVP_PKEY **out, estca_reason *wh
     return ESTCA_OK;
 }
 
+/* The log and the signer's certificate a configuration names: [audit] path and signer (by
+ * default the default label's CA). */
+static int from_config(const char *config_file, char **log_file, char **cert_file,
+                       estca_reason *why)
+{
+    struct estca_config *config = NULL;
+    int rc = config_load(config_file, &config, why);
+    if (rc != ESTCA_OK)
+        return rc;
+    const char *signer = config->audit_signer;
+    const struct config_label *label = config_find_label(config, config->default_label);
+    if (signer == NULL && label != NULL)
+        signer = label->ca_name;
+    const struct config_ca *ca = config_find_ca(config, signer);
+    if (config->audit_path == NULL)
+        rc = estca_fail(why, ESTCA_E_CONFIG, "%s has no [audit] path", config_file);
+    else if (ca == NULL)
+        rc = estca_fail(why, ESTCA_E_CONFIG, "%s: no CA signs the audit checkpoints", config_file);
+    else if ((*log_file = strdup(config->audit_path)) == NULL ||
+             (*cert_file = strdup(ca->certificate_file)) == NULL)
+        rc = estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    config_free(config);
+    return rc;
+}
+
 static int run_audit_verify(int argc, char **argv)
 {
     static const struct option long_options[] = {
+        {"config", required_argument, NULL, 'c'},
         {"log", required_argument, NULL, 'l'},
         {"cert", required_argument, NULL, 'C'},
         {0, 0, 0, 0},
     };
-    const char *log_file = NULL, *cert_file = NULL;
+    const char *config_file = NULL;
+    char *log_file = NULL, *cert_file = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "l:", long_options, NULL)) != -1) {
-        if (opt == 'l')
-            log_file = optarg;
-        else if (opt == 'C')
-            cert_file = optarg;
+    while ((opt = getopt_long(argc, argv, "c:l:", long_options, NULL)) != -1) {
+        if (opt == 'c')
+            config_file = optarg;
+        else if (opt == 'l' && log_file == NULL)
+            log_file = strdup(optarg);
+        else if (opt == 'C' && cert_file == NULL)
+            cert_file = strdup(optarg);
         else
-            return cli_usage_error(&cmd_audit_verify, "unknown option");
+            return cli_usage_error(&cmd_audit_verify, "unknown or repeated option");
     }
-    if (log_file == NULL || cert_file == NULL || optind != argc)
-        return cli_usage_error(&cmd_audit_verify, "give --log FILE and --cert FILE");
+    if ((config_file == NULL) == (log_file == NULL || cert_file == NULL) || optind != argc) {
+        free(log_file);
+        free(cert_file);
+        return cli_usage_error(&cmd_audit_verify,
+                               "give --config FILE, or --log FILE and --cert FILE");
+    }
     estca_reason why;
     EVP_PKEY *key = NULL;
     struct audit_verification result;
-    int rc = public_key_of(cert_file, &key, &why);
+    int rc = config_file != NULL ? from_config(config_file, &log_file, &cert_file, &why) : ESTCA_OK;
+    if (rc == ESTCA_OK)
+        rc = public_key_of(cert_file, &key, &why);
     if (rc == ESTCA_OK)
         rc = audit_verify(log_file, key, &result, &why);
     EVP_PKEY_free(key);
-    if (rc != ESTCA_OK)
+    free(cert_file);
+    if (rc != ESTCA_OK) {
+        free(log_file);
         return cli_fail(&cmd_audit_verify, &why);
+    }
     printf("%s: %lu lines chained, %lu signed checkpoints", log_file, result.lines,
            result.checkpoints);
     if (result.unsigned_tail > 0)
         printf(", the last %lu lines not yet under a checkpoint", result.unsigned_tail);
     printf(": OK\n");
+    free(log_file);
     return 0;
 }
 
 const struct cli_command cmd_audit_verify = {
     .name = "audit verify",
     .summary = "check the audit log's hash chain and signed checkpoints",
-    .usage = "  -l, --log FILE      the audit log ([audit] path)\n"
+    .usage = "  -c, --config FILE   the log and signer its [audit] section names, or:\n"
+             "  -l, --log FILE      the audit log\n"
              "      --cert FILE     the certificate of the CA that signs its checkpoints\n",
     .run = run_audit_verify,
 };

@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int run_cert_revoke(int argc, char **argv)
 {
@@ -47,6 +48,9 @@ static int run_cert_revoke(int argc, char **argv)
     ledger_close(ledger);
     if (rc != ESTCA_OK)
         return cli_fail(&cmd_cert_revoke, &why);
+    cli_audit(config_file, "revoke",
+              json_pack("{s:s, s:s, s:s, s:i}", "serial", serial, "reason", reason_name, "ca",
+                        ca != NULL ? ca : "-", "operator_uid", (int)getuid()));
     printf("serial=%s revoked reason=%s\n", serial, reason_name);
     return 0;
 }

@@ -2,6 +2,8 @@
  * approval = manual). estcad needs no restart: the client's next re-post finds the decision. */
 #include "cli.h"
 
+#include <unistd.h>
+
 #include <jansson.h>
 #include <stdlib.h>
 
@@ -59,6 +61,8 @@ static int decide(const struct cli_command *command, int argc, char **argv, bool
     ledger_close(ledger);
     if (rc != ESTCA_OK)
         return cli_fail(command, &why);
+    cli_audit(options.config_file, approve ? "request-approved" : "request-rejected",
+              json_pack("{s:I, s:i}", "request", (json_int_t)id, "operator_uid", (int)getuid()));
     printf("request=%ld %s\n", id, approve ? "approved" : "rejected");
     return 0;
 }

@@ -1,0 +1,83 @@
+/* The core's use of the audit log (audit.h): which decisions it records and with what. Every
+ * issuance outcome (issued, pending, refused with the reason), every failed password check,
+ * and what estcad notes (start, token faults). Never a secret: passwords and keys are not
+ * passed here. */
+#include "core_internal.h"
+
+#include <openssl/bn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int core_audit_open(struct ca_core *core, const struct estca_config *config, estca_reason *why)
+{
+    if (config->audit_path == NULL)
+        return ESTCA_OK;
+    const char *signer = config->audit_signer;
+    if (signer == NULL && core->default_label != NULL)
+        signer = core->default_label->ca->name;
+    const struct ca_instance *ca = NULL;
+    for (size_t i = 0; signer != NULL && i < core->n_cas; i++) {
+        if (strcmp(core->cas[i].name, signer) == 0)
+            ca = &core->cas[i];
+    }
+    char name[160];
+    snprintf(name, sizeof name, "ca:%s", ca != NULL ? ca->name : "-");
+    return audit_open(config->audit_path, ca != NULL ? ca->key : NULL, name,
+                      (unsigned)config->audit_checkpoint_every, &core->audit, why);
+}
+
+static void append(const struct ca_core *core, const char *event, json_t *fields)
+{
+    estca_reason ignored;
+    if (core->audit != NULL && fields != NULL)
+        audit_append(core->audit, event, fields, &ignored);
+    json_decref(fields);
+}
+
+static char *serial_hex(X509 *certificate)
+{
+    BIGNUM *serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(certificate), NULL);
+    char *hex = serial != NULL ? BN_bn2hex(serial) : NULL;
+    BN_free(serial);
+    return hex;
+}
+
+int core_audit_issuance(struct ca_core *core, const char *operation, const struct core_label *label,
+                        const char *requester, int rc, X509 *certificate, const estca_reason *why)
+{
+    if (core == NULL || core->audit == NULL)
+        return rc;
+    json_t *fields = json_pack("{s:s, s:s, s:s}", "operation", operation, "label",
+                               label != NULL ? label->name : "-", "requester",
+                               requester != NULL ? requester : "-");
+    if (rc == ESTCA_OK && certificate != NULL) {
+        char *serial = serial_hex(certificate);
+        char subject[256];
+        X509_NAME_oneline(X509_get_subject_name(certificate), subject, sizeof subject);
+        json_object_set_new(fields, "result", json_string("issued"));
+        json_object_set_new(fields, "ca", json_string(label->ca->name));
+        json_object_set_new(fields, "serial", json_string(serial != NULL ? serial : "?"));
+        json_object_set_new(fields, "subject", json_string(subject));
+        OPENSSL_free(serial);
+    } else {
+        json_object_set_new(fields, "result",
+                            json_string(rc == ESTCA_E_PENDING ? "pending" : "refused"));
+        json_object_set_new(fields, "status", json_string(estca_status_name(rc)));
+        json_object_set_new(fields, "reason", json_string(why != NULL ? why->text : ""));
+    }
+    append(core, operation, fields);
+    return rc;
+}
+
+void core_audit_login_failure(const struct ca_core *core, const char *user)
+{
+    append(core, "login-failed", json_pack("{s:s}", "user", user != NULL ? user : ""));
+}
+
+void core_audit_note(struct ca_core *core, const char *event, const char *detail)
+{
+    if (core == NULL || event == NULL)
+        return;
+    append(core, event, json_pack("{s:s}", "detail", detail != NULL ? detail : ""));
+}
