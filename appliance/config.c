@@ -95,6 +95,8 @@ static const struct key_spec key_specs[] = {
     {"label", "extended_key_usage", VALUE_STRING, LABEL(extended_key_usage), 0, 0, NULL},
     {"label", "csr_ca_request", VALUE_ENUM, LABEL(csr_ca_request), 0, 1, ca_request_words},
     {"label", "rsa_min_bits", VALUE_INT, LABEL(rsa_min_bits), 2048, 16384, NULL},
+    {"label", "allowed_dns", VALUE_STRING, LABEL(allowed_dns), 0, 0, NULL},
+    {"label", "subject_override", VALUE_STRING, LABEL(subject_override), 0, 0, NULL},
     {"ca", "crl_url", VALUE_STRING, CA(crl_url), 0, 0, NULL},
     {"ca", "ca_issuers_url", VALUE_STRING, CA(ca_issuers_url), 0, 0, NULL},
     {"ca", "crl_file", VALUE_PATH, CA(crl_file), 0, 0, NULL},
@@ -618,6 +620,8 @@ void config_free(struct estca_config *config)
         free(config->labels[i].ca_name);
         free(config->labels[i].key_usage);
         free(config->labels[i].extended_key_usage);
+        free(config->labels[i].allowed_dns);
+        free(config->labels[i].subject_override);
     }
     free(config->labels);
     free(config->path);

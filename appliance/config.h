@@ -18,7 +18,9 @@
  *              approval (auto/manual), retry_after (seconds a 202 asks the client to wait),
  *              serverkeygen (yes/no, default no: /serverkeygen, RFC 7030 §4.4);
  *              the profile: key_usage, extended_key_usage (comma-separated names),
- *              csr_ca_request (refuse/ignore a CSR asking for CA:TRUE), rsa_min_bits
+ *              csr_ca_request (refuse/ignore a CSR asking for CA:TRUE), rsa_min_bits,
+ *              allowed_dns (patterns DNS names must match), subject_override (fixed
+ *              subject attributes)
  *   [ca:NAME]  also crl_url and ca_issuers_url (put in issued certificates), crl_file
  *              (where the CRL is published), crl_validity_hours
  *   [server]   also crl_listen (host:port, plain HTTP, serves /crl/<ca>.crl)
@@ -80,6 +82,8 @@ struct config_label {
     char *extended_key_usage;           /* "clientAuth,serverAuth" (NULL: those two) */
     int csr_ca_request;                 /* enum config_ca_request */
     int rsa_min_bits;                   /* smallest RSA key accepted in a CSR */
+    char *allowed_dns;      /* "*.dev.example.com, gw.example.com": DNS SANs must match one */
+    char *subject_override; /* "/O=Example/OU=Devices": these attributes replace the CSR's */
 };
 
 struct estca_config {

@@ -93,8 +93,15 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
         if (rc == ESTCA_OK)
             rc = profile_parse_extended_key_usage(source->extended_key_usage, label->eku_nids,
                                                   &label->n_eku, &profile_why);
+        if (rc == ESTCA_OK && source->subject_override != NULL)
+            rc = profile_parse_name(source->subject_override, &label->subject_override,
+                                    &profile_why);
+        if (rc == ESTCA_OK && source->allowed_dns != NULL &&
+            (label->allowed_dns = strdup(source->allowed_dns)) == NULL)
+            rc = estca_fail(&profile_why, ESTCA_E_NOMEM, "out of memory");
         if (rc != ESTCA_OK)
-            return estca_fail(why, rc, "[label:%s] %.400s", source->name, profile_why.text);
+            return estca_fail(why, rc == ESTCA_E_INVALID ? ESTCA_E_CONFIG : rc, "[label:%s] %.400s",
+                              source->name, profile_why.text);
         csr_attrs_from_config(source, &label->csr_attrs);
         if (config->default_label != NULL && strcmp(label->name, config->default_label) == 0)
             core->default_label = label;
@@ -137,8 +144,11 @@ void core_free(struct ca_core *core)
     audit_close(core->audit);                /* its last checkpoint is signed by a CA key */
     ledger_close(core->ledger);
     credentials_free(core->credentials);
-    for (size_t i = 0; i < core->n_labels; i++)
+    for (size_t i = 0; i < core->n_labels; i++) {
         free(core->labels[i].name);
+        free(core->labels[i].allowed_dns);
+        X509_NAME_free(core->labels[i].subject_override);
+    }
     free(core->labels);
     for (size_t i = 0; i < core->n_cas; i++)
         ca_instance_clear(&core->cas[i]);

@@ -41,6 +41,8 @@ struct core_label {
     size_t n_eku; /* 0: clientAuth + serverAuth */
     bool refuse_ca_request;
     int rsa_min_bits;
+    char *allowed_dns;           /* NULL: any subjectAltName */
+    X509_NAME *subject_override; /* NULL: the CSR's subject as it is */
 };
 
 struct ca_core {

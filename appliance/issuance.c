@@ -19,10 +19,18 @@
 #define MIN_RSA_BITS 2048
 
 /* The subject names taken from the CSR. */
+/* The names to issue: the CSR's, after the label's profile. Both owned. */
 struct requested_names {
-    const X509_NAME *subject;
+    X509_NAME *subject;
     GENERAL_NAMES *san; /* NULL: none requested */
 };
+
+static void names_clear(struct requested_names *names)
+{
+    X509_NAME_free(names->subject);
+    GENERAL_NAMES_free(names->san);
+    *names = (struct requested_names){0};
+}
 
 static int verify_signature(X509_REQ *csr, estca_reason *why)
 {
@@ -137,15 +145,18 @@ int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *
     return ESTCA_OK;
 }
 
-static int requested_names(X509_REQ *csr, struct requested_names *names, estca_reason *why)
+static int requested_names(const struct core_label *label, X509_REQ *csr,
+                           struct requested_names *names, estca_reason *why)
 {
-    names->subject = X509_REQ_get_subject_name(csr);
     int rc = core_csr_subject_alt_name(csr, &names->san, why);
-    if (rc != ESTCA_OK)
-        return rc;
-    if (X509_NAME_entry_count(names->subject) == 0 && names->san == NULL)
-        return estca_fail(why, ESTCA_E_POLICY, "CSR has neither a subject nor a subjectAltName");
-    return ESTCA_OK;
+    if (rc == ESTCA_OK)
+        rc = profile_check_names(label->allowed_dns, names->san, why);
+    if (rc == ESTCA_OK)
+        rc = profile_apply_subject(X509_REQ_get_subject_name(csr), label->subject_override,
+                                   &names->subject, why);
+    if (rc == ESTCA_OK && X509_NAME_entry_count(names->subject) == 0 && names->san == NULL)
+        rc = estca_fail(why, ESTCA_E_POLICY, "CSR has neither a subject nor a subjectAltName");
+    return rc;
 }
 
 static int sign_certificate(struct ca_core *core, const struct core_label *label,
@@ -236,7 +247,7 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
         rc = profile_check_csr_extensions(csr, label->refuse_ca_request, why);
     struct requested_names names = {0};
     if (rc == ESTCA_OK)
-        rc = requested_names(csr, &names, why);
+        rc = requested_names(label, csr, &names, why);
     /* An operator approves only requests that passed every check above. */
     long request = 0;
     if (rc == ESTCA_OK && label->manual_approval && generated_key != NULL) /* not offered yet */
@@ -245,7 +256,7 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
     if (rc == ESTCA_OK && label->manual_approval) {
         rc = approval_admit(core, label, csr, requester, &request, out, why);
         if (rc != ESTCA_OK || *out != NULL) {
-            GENERAL_NAMES_free(names.san);
+            names_clear(&names);
             return rc;
         }
     }
@@ -254,7 +265,7 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
         rc = sign_certificate(core, label,
                               generated_key != NULL ? generated_key : X509_REQ_get_X509_PUBKEY(csr),
                               &names, &certificate, why);
-    GENERAL_NAMES_free(names.san);
+    names_clear(&names);
     /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
     if (rc == ESTCA_OK)
         rc = record(core, label, csr, requester, replaces, certificate, why);

@@ -5,7 +5,9 @@
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* RFC 5280 §4.2.1.3, in bit order. */
 static const char *const key_usage_names[] = {
@@ -115,6 +117,46 @@ int profile_parse_extended_key_usage(const char *list, int nids[PROFILE_MAX_EKU]
     return rc;
 }
 
+static int add_name_entry(X509_NAME *name, char *pair, estca_reason *why)
+{
+    char *eq = strchr(pair, '=');
+    if (eq == NULL || eq == pair || eq[1] == '\0')
+        return estca_fail(why, ESTCA_E_INVALID, "name component '%s' is not TYPE=value", pair);
+    *eq = '\0';
+    if (!X509_NAME_add_entry_by_txt(name, pair, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0))
+        return estca_fail_openssl(why, ESTCA_E_INVALID, "unknown name attribute '%s'", pair);
+    return ESTCA_OK;
+}
+
+int profile_parse_name(const char *text, X509_NAME **out, estca_reason *why)
+{
+    char *copy = strdup(text);
+    X509_NAME *name = X509_NAME_new();
+    if (copy == NULL || name == NULL) {
+        free(copy);
+        X509_NAME_free(name);
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    }
+    const char *separators = text[0] == '/' ? "/" : ",";
+    int rc = ESTCA_OK;
+    char *save = NULL;
+    for (char *pair = strtok_r(copy, separators, &save); pair && rc == ESTCA_OK;
+         pair = strtok_r(NULL, separators, &save)) {
+        while (*pair == ' ')
+            pair++;
+        rc = add_name_entry(name, pair, why);
+    }
+    free(copy);
+    if (rc == ESTCA_OK && X509_NAME_entry_count(name) == 0)
+        rc = estca_fail(why, ESTCA_E_INVALID, "empty subject name");
+    if (rc != ESTCA_OK) {
+        X509_NAME_free(name);
+        return rc;
+    }
+    *out = name;
+    return ESTCA_OK;
+}
+
 static int check_basic_constraints(X509_EXTENSION *extension, bool refuse_ca, estca_reason *why)
 {
     BASIC_CONSTRAINTS *constraints = X509V3_EXT_d2i(extension);
@@ -151,4 +193,73 @@ int profile_check_csr_extensions(X509_REQ *csr, bool refuse_ca, estca_reason *wh
     }
     sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
     return rc;
+}
+
+/* "*.dev.example.com" matches one or more labels before ".dev.example.com"; anything else
+ * matches itself. Case-insensitive (DNS). */
+static bool dns_matches(const char *pattern, const char *name)
+{
+    if (strncmp(pattern, "*.", 2) != 0)
+        return strcasecmp(pattern, name) == 0;
+    size_t suffix = strlen(pattern) - 1, len = strlen(name);
+    return len > suffix && strcasecmp(name + len - suffix, pattern + 1) == 0 && name[0] != '.';
+}
+
+struct dns_match {
+    const char *name;
+    bool found;
+};
+
+static int match_one(const char *pattern, void *arg)
+{
+    struct dns_match *match = arg;
+    match->found = match->found || dns_matches(pattern, match->name);
+    return ESTCA_OK;
+}
+
+int profile_check_names(const char *allowed_dns, const GENERAL_NAMES *san, estca_reason *why)
+{
+    if (allowed_dns == NULL)
+        return ESTCA_OK;
+    for (int i = 0; i < sk_GENERAL_NAME_num(san); i++) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(san, i);
+        if (name->type != GEN_DNS)
+            return estca_fail(why, ESTCA_E_POLICY,
+                              "this label allows only DNS names in subjectAltName");
+        const ASN1_IA5STRING *dns = name->d.dNSName;
+        char text[256];
+        if (ASN1_STRING_length(dns) <= 0 || ASN1_STRING_length(dns) >= (int)sizeof text ||
+            memchr(ASN1_STRING_get0_data(dns), '\0', (size_t)ASN1_STRING_length(dns)) != NULL)
+            return estca_fail(why, ESTCA_E_POLICY, "a subjectAltName DNS name is malformed");
+        snprintf(text, sizeof text, "%.*s", ASN1_STRING_length(dns),
+                 (const char *)ASN1_STRING_get0_data(dns));
+        struct dns_match match = {.name = text};
+        for_each_word(allowed_dns, match_one, &match);
+        if (!match.found)
+            return estca_fail(why, ESTCA_E_POLICY, "DNS name %.255s is not allowed on this label",
+                              text);
+    }
+    return ESTCA_OK;
+}
+
+int profile_apply_subject(const X509_NAME *requested, const X509_NAME *override, X509_NAME **out,
+                          estca_reason *why)
+{
+    X509_NAME *subject = X509_NAME_dup(requested);
+    for (int i = 0; subject != NULL && override != NULL && i < X509_NAME_entry_count(override);
+         i++) {
+        const X509_NAME_ENTRY *entry = X509_NAME_get_entry(override, i);
+        int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry));
+        int at;
+        while ((at = X509_NAME_get_index_by_NID(subject, nid, -1)) >= 0)
+            X509_NAME_ENTRY_free(X509_NAME_delete_entry(subject, at));
+        if (!X509_NAME_add_entry(subject, entry, -1, 0)) {
+            X509_NAME_free(subject);
+            subject = NULL;
+        }
+    }
+    if (subject == NULL)
+        return estca_fail_openssl(why, ESTCA_E_NOMEM, "cannot build the subject");
+    *out = subject;
+    return ESTCA_OK;
 }

@@ -8,6 +8,7 @@
 #include "status.h"
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -27,5 +28,18 @@ int profile_parse_extended_key_usage(const char *list, int nids[PROFILE_MAX_EKU]
  * other than subjectAltName, keyUsage, extendedKeyUsage and basicConstraints (its requester
  * relies on it and would not get it). ESTCA_E_POLICY with the reason. */
 int profile_check_csr_extensions(X509_REQ *csr, bool refuse_ca, estca_reason *why);
+
+/* "/CN=dev1/O=Test" or "CN=dev1,O=Test" (no escapes) into a new X509_NAME (also used by
+ * estca for the names of CA and TLS certificates). */
+int profile_parse_name(const char *text, X509_NAME **out, estca_reason *why);
+
+/* allowed_dns (NULL: no restriction) lists patterns ("*.dev.example.com", "gw.example.com");
+ * with it every subjectAltName entry must be a DNS name matching one. ESTCA_E_POLICY. */
+int profile_check_names(const char *allowed_dns, const GENERAL_NAMES *san, estca_reason *why);
+
+/* The subject to issue: requested, with every attribute type override (may be NULL) names
+ * replaced by override's values. Caller frees *out. */
+int profile_apply_subject(const X509_NAME *requested, const X509_NAME *override, X509_NAME **out,
+                          estca_reason *why);
 
 #endif

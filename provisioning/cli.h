@@ -6,6 +6,7 @@
 #include "certbuild.h"
 #include "ledger.h"
 #include "pem_file.h"
+#include "profile.h"
 #include "status.h"
 #include "token.h"
 
@@ -57,9 +58,6 @@ int cli_token_option(struct cli_token_options *options, int opt, const char *arg
 /* Opens and logs in to the token the options name. */
 int cli_token_open(const struct cli_token_options *options, struct hsm_token **out,
                    estca_reason *why);
-
-/* "/CN=dev1/O=Test" or "CN=dev1,O=Test" (no escapes) into a new X509_NAME. */
-int cli_parse_name(const char *text, X509_NAME **out, estca_reason *why);
 
 /* "DNS:localhost,IP:127.0.0.1,IP:::1,URI:..." into new GENERAL_NAMES. */
 int cli_parse_san(const char *text, GENERAL_NAMES **out, estca_reason *why);

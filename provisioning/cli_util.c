@@ -54,46 +54,6 @@ int cli_token_open(const struct cli_token_options *options, struct hsm_token **o
     return rc;
 }
 
-static int add_name_entry(X509_NAME *name, char *pair, estca_reason *why)
-{
-    char *eq = strchr(pair, '=');
-    if (eq == NULL || eq == pair || eq[1] == '\0')
-        return estca_fail(why, ESTCA_E_INVALID, "name component '%s' is not TYPE=value", pair);
-    *eq = '\0';
-    if (!X509_NAME_add_entry_by_txt(name, pair, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0))
-        return estca_fail_openssl(why, ESTCA_E_INVALID, "unknown name attribute '%s'", pair);
-    return ESTCA_OK;
-}
-
-int cli_parse_name(const char *text, X509_NAME **out, estca_reason *why)
-{
-    char *copy = strdup(text);
-    X509_NAME *name = X509_NAME_new();
-    if (copy == NULL || name == NULL) {
-        free(copy);
-        X509_NAME_free(name);
-        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
-    }
-    const char *separators = text[0] == '/' ? "/" : ",";
-    int rc = ESTCA_OK;
-    char *save = NULL;
-    for (char *pair = strtok_r(copy, separators, &save); pair && rc == ESTCA_OK;
-         pair = strtok_r(NULL, separators, &save)) {
-        while (*pair == ' ')
-            pair++;
-        rc = add_name_entry(name, pair, why);
-    }
-    free(copy);
-    if (rc == ESTCA_OK && X509_NAME_entry_count(name) == 0)
-        rc = estca_fail(why, ESTCA_E_INVALID, "empty subject name");
-    if (rc != ESTCA_OK) {
-        X509_NAME_free(name);
-        return rc;
-    }
-    *out = name;
-    return ESTCA_OK;
-}
-
 static int make_general_name(const char *item, GENERAL_NAME **out, estca_reason *why)
 {
     if (strncmp(item, "IP:", 3) == 0) {

@@ -12,7 +12,7 @@ static int run_ca_root(int argc, char **argv)
     EVP_PKEY *key = NULL;
     X509_NAME *subject = NULL;
     X509 *cert = NULL;
-    int rc = cli_parse_name(options.subject, &subject, &why);
+    int rc = profile_parse_name(options.subject, &subject, &why);
     if (rc == ESTCA_OK)
         rc = cli_token_open(&options.token, &token, &why);
     if (rc == ESTCA_OK)
@@ -79,7 +79,7 @@ static int run_ca_issuing(int argc, char **argv)
     struct hsm_token *token = NULL;
     X509_NAME *subject = NULL;
     STACK_OF(X509) *roots = NULL;
-    int rc = cli_parse_name(options.subject, &subject, &why);
+    int rc = profile_parse_name(options.subject, &subject, &why);
     if (rc == ESTCA_OK)
         rc = pem_read_certificates(options.issuer_cert, &roots, &why);
     if (rc == ESTCA_OK)

@@ -27,7 +27,7 @@ static int sign_tls(const struct cli_signing_options *options, struct hsm_token 
     EVP_PKEY *key = NULL, *issuer_key = NULL;
     X509 *cert = NULL;
     X509 *issuer = sk_X509_value(issuers, 0);
-    int rc = cli_parse_name(options->subject, &subject, why);
+    int rc = profile_parse_name(options->subject, &subject, why);
     if (rc == ESTCA_OK)
         rc = cli_parse_san(options->san, &san, why);
     if (rc == ESTCA_OK)

@@ -119,7 +119,10 @@ static const char config_text[] = "[token]\nuri = " FIXTURE_TOKEN_URI "\npin_fil
                                   "csr_ca_request = ignore\n"
                                   "[label:strict]\nca = issuing\n"
                                   "key_usage = digitalSignature, nonRepudiation\n"
-                                  "extended_key_usage = emailProtection\n";
+                                  "extended_key_usage = emailProtection\n"
+                                  "[label:restricted]\nca = issuing\ncsr_ca_request = ignore\n"
+                                  "allowed_dns = *.dev.example, gw.example\n"
+                                  "subject_override = /O=Example Devices/OU=Fleet\n";
 
 /* Root and issuing CA with the given key types; the chain file starts with the issuing CA's
  * certificate itself, as operators usually have it. Leaves config loaded, core closed. */
@@ -714,6 +717,39 @@ Test(core, an_unknown_critical_extension_is_refused)
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ASN1_OCTET_STRING_free(value);
     ASN1_OBJECT_free(oid);
+    X509_REQ_free(csr);
+    EVP_PKEY_free(key);
+}
+
+/* restricted: DNS names must match its patterns; its O and OU replace the CSR's, the rest of
+ * the subject is kept. */
+Test(core, a_profile_restricts_names_and_overrides_the_subject)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *cert = NULL;
+    estca_reason why = {{0}};
+    X509_REQ *csr = make_csr(key, key, "node-7", "node-7.dev.example");
+    X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(csr), "O", MBSTRING_UTF8,
+                               (const unsigned char *)"Claimed Corp", -1, -1, 0);
+    cr_assert(X509_REQ_sign(csr, key, EVP_sha256()));
+    cr_assert_eq(enroll_on("restricted", csr, &cert, &why), ESTCA_OK, "%s", why.text);
+    char subject[256];
+    X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+    cr_expect_str_eq(subject, "/CN=node-7/O=Example Devices/OU=Fleet");
+    X509_free(cert);
+    X509_REQ_free(csr);
+
+    const char *refused[] = {"node-7.prod.example", "dev.example", "gw.example.evil"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        csr = make_csr(key, key, "node", refused[i]);
+        cert = NULL;
+        cr_expect_eq(enroll_on("restricted", csr, &cert, &why), ESTCA_E_POLICY, "%s", refused[i]);
+        cr_expect(strstr(why.text, "not allowed") != NULL, "%s", why.text);
+        X509_REQ_free(csr);
+    }
+    csr = make_csr(key, key, "gw", "GW.example"); /* DNS is case-insensitive */
+    cr_expect_eq(enroll_on("restricted", csr, &cert, &why), ESTCA_OK, "%s", why.text);
+    X509_free(cert);
     X509_REQ_free(csr);
     EVP_PKEY_free(key);
 }
