@@ -390,3 +390,16 @@ Test(config, serverkeygen)
     expect_refused(MINIMAL "serverkeygen = maybe\n", "estca.conf:13",
                    "'serverkeygen' must be one of no, yes", NULL);
 }
+
+/* The example an operator starts from must load as it is shipped. */
+Test(config, the_shipped_example_loads)
+{
+    struct estca_config *config = NULL;
+    estca_reason why = {{0}};
+    cr_assert_eq(config_load(ESTCA_SOURCE_DIR "/packaging/estca.conf.example", &config, &why),
+                 ESTCA_OK, "%s", why.text);
+    cr_expect_str_eq(config->audit_path, "/var/lib/estca/audit.log");
+    cr_expect_eq(config->audit_checkpoint_every, 1000);
+    cr_expect_eq(config->labels[0].csr_ca_request, CONFIG_CA_REQUEST_REFUSE);
+    config_free(config);
+}
