@@ -67,10 +67,11 @@ int core_check_password(const struct ca_core *core, const char *user, const char
  * names, if any), draws a 16-byte serial from the token,
  * signs on the token, and commits to the ledger before returning.
  * requester is the authenticated identity ("user:alice"). Caller frees *out.
- * Errors: ESTCA_E_INVALID (bad CSR), ESTCA_E_POLICY, ESTCA_E_UNAVAILABLE (token),
- * ESTCA_E_LEDGER. On a label with approval = manual the first request is filed and answered
- * ESTCA_E_PENDING until an operator decides (estca request approve|reject); the identical
- * CSR posted again then gets the certificate, or ESTCA_E_FORBIDDEN if rejected. */
+ * Errors: ESTCA_E_INVALID (bad CSR), ESTCA_E_POLICY, ESTCA_E_UNAVAILABLE (the token, or a
+ * ledger that cannot write: nothing was issued). On a label with approval = manual the first
+ * request is filed and answered ESTCA_E_PENDING until an operator decides (estca request
+ * approve|reject); the identical CSR posted again then gets the certificate, or ESTCA_E_FORBIDDEN
+ * if rejected. */
 int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                 const char *requester, X509 **out, estca_reason *why);
 

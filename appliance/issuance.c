@@ -219,7 +219,10 @@ static int record(struct ca_core *core, const struct core_label *label, X509_REQ
     };
     int rc = ledger_record_issued(core->ledger, &entry, why);
     OPENSSL_free(csr_der);
-    return rc == ESTCA_OK ? ESTCA_OK : ESTCA_E_LEDGER;
+    /* A ledger that cannot write (disk full, I/O error, locked) is a dependency that is down:
+     * the client should retry later (503), and the certificate it would have got is dropped
+     * unseen. */
+    return rc == ESTCA_OK ? ESTCA_OK : ESTCA_E_UNAVAILABLE;
 }
 
 /* The issuance path. generated_key NULL: the CSR's own key, after proof of possession and
