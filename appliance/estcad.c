@@ -20,6 +20,9 @@
 #define TOKEN_PROBE_INTERVAL_MS 2000
 #define TOKEN_REOPEN_INTERVAL_MS 500
 
+/* How long SIGTERM waits for the requests in flight (an RSA-4096 serverkeygen takes seconds). */
+#define DRAIN_TIMEOUT_MS 30000
+
 struct daemon_state {
     struct estca_config *config;
     struct hsm_token *token;
@@ -137,6 +140,8 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
 
 static void stop(struct daemon_state *state)
 {
+    if (!est_server_drain(state->server, DRAIN_TIMEOUT_MS))
+        fprintf(stderr, "event=drain-timeout after_ms=%d\n", DRAIN_TIMEOUT_MS);
     est_server_stop(state->server);
     crl_http_stop(state->crl_server);
     EVP_PKEY_free(state->tls_key);

@@ -120,13 +120,18 @@ int est_dispatch(struct mg_connection *conn)
     req.server = mg_get_user_data(mg_get_context(conn));
     req.info = mg_get_request_info(conn);
     req.body = EST_BODY_UNREAD;
-    route_and_handle(&req);
+    atomic_fetch_add(&req.server->active_requests, 1);
+    if (atomic_load(&req.server->draining))
+        est_respond_error(&req, 503, "Retry-After: 5\r\n", "the server is shutting down");
+    else
+        route_and_handle(&req);
     if (req.status == 0) {
         /* Nothing could be written (out of memory): CivetWeb must not reuse the stream. */
         mg_disable_keep_alive(conn);
         req.status = 500;
     }
     log_request(&req);
+    atomic_fetch_sub(&req.server->active_requests, 1);
     /* A positive value tells CivetWeb the request is answered; it logs it as the status. */
     return req.status;
 }

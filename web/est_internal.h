@@ -11,6 +11,7 @@
 #include <civetweb.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -37,6 +38,8 @@ struct est_server {
     struct auth_throttle *throttle; /* password guessing back-off */
     struct est_label_bodies cacerts;
     struct est_label_bodies csrattrs;
+    atomic_int active_requests; /* in est_dispatch now */
+    atomic_bool draining;       /* est_server_drain: answer 503, close connections */
 };
 
 #define EST_REQUESTER_MAX 300

@@ -206,8 +206,9 @@ static void linger(struct est_request *req)
 void est_respond(struct est_request *req, const struct est_response *response)
 {
     const struct mg_request_info *info = req->info;
+    /* While draining for shutdown, every connection closes after its answer. */
     bool keep_alive =
-        body_allows_keep_alive(req) &&
+        !atomic_load(&req->server->draining) && body_allows_keep_alive(req) &&
         est_client_wants_keep_alive(info->http_version, mg_get_header(req->conn, "Connection"));
     if (!keep_alive)
         mg_disable_keep_alive(req->conn);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EST_DEFAULT_MAX_BODY 65536
 
@@ -139,6 +140,22 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
 int est_server_port(const struct est_server *server)
 {
     return server != NULL ? server->port : 0;
+}
+
+bool est_server_drain(struct est_server *server, int timeout_ms)
+{
+    if (server == NULL)
+        return true;
+    atomic_store(&server->draining, true);
+    /* CivetWeb's mg_stop drops the answers still being written (its writes give up once it
+     * is stopping): wait for the handlers first. */
+    for (int waited = 0; atomic_load(&server->active_requests) > 0; waited += 10) {
+        if (waited >= timeout_ms)
+            return false;
+        struct timespec tick = {.tv_nsec = 10 * 1000000L};
+        nanosleep(&tick, NULL);
+    }
+    return true;
 }
 
 void est_server_stop(struct est_server *server)

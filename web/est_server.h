@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <stdbool.h>
 
 struct est_server_options {
     const char *listen; /* "127.0.0.1:8443", "[::1]:8443"; port 0 = any free port */
@@ -30,6 +31,11 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
 
 /* The TCP port actually bound (useful with port 0). */
 int est_server_port(const struct est_server *server);
+
+/* Lets the requests being handled finish and answers any new one 503 ("shutting down"),
+ * closing every connection after its answer; true once none is left, false after
+ * timeout_ms. Call before est_server_stop, which would drop unfinished answers. */
+bool est_server_drain(struct est_server *server, int timeout_ms);
 
 /* Stops accepting, waits for in-flight requests, frees. */
 void est_server_stop(struct est_server *server);
