@@ -44,6 +44,9 @@ struct key_spec {
  * approval takes effect soon. */
 #define DEFAULT_RETRY_AFTER_SECONDS 60
 
+/* libp11 0.4.12 keeps at most 16 sessions per slot: the most that can sign at once. */
+#define DEFAULT_TOKEN_SESSIONS 16
+
 /* RFC 7030's base policy; a label may ask for more. */
 #define DEFAULT_RSA_MIN_BITS 2048
 /* A day: a revocation reaches relying parties within a day at worst (sooner: estcad
@@ -68,6 +71,7 @@ static const struct key_spec key_specs[] = {
     {"token", "module", VALUE_STRING, GLOBAL(module_path), 0, 0, NULL},
     {"token", "uri", VALUE_STRING, GLOBAL(token_uri), 0, 0, NULL},
     {"token", "pin_file", VALUE_PATH, GLOBAL(pin_file), 0, 0, NULL},
+    {"token", "sessions", VALUE_INT, GLOBAL(token_sessions), 1, 16, NULL},
     {"server", "listen", VALUE_STRING, GLOBAL(listen), 0, 0, NULL},
     {"server", "tls_certificate", VALUE_PATH, GLOBAL(tls_certificate_file), 0, 0, NULL},
     {"server", "tls_key", VALUE_KEY, GLOBAL(tls_key), 0, 0, NULL},
@@ -404,6 +408,8 @@ static int apply_defaults(struct estca_config *config)
 {
     if (config->threads < 1)
         config->threads = DEFAULT_THREADS;
+    if (config->token_sessions < 1)
+        config->token_sessions = DEFAULT_TOKEN_SESSIONS;
     if (config->max_body == 0)
         config->max_body = DEFAULT_MAX_BODY;
     if (config->request_timeout_ms < 1)

@@ -2,7 +2,7 @@
  * Relative paths in the file are resolved against the file's directory. No secret ever
  * appears here: PINs and password hashes live in their own files.
  *
- *   [token]    module, uri, pin_file
+ *   [token]    module, uri, pin_file, sessions (token operations at once: libp11's pool)
  *   [server]   listen (host:port; port 0 = any free port), tls_certificate (PEM chain,
  *              leaf first), tls_key (PKCS#11 URI of a key on the token, or a PEM private
  *              key file of mode 0600, which keeps the listener up while the token is
@@ -91,7 +91,8 @@ struct estca_config {
 
     char *module_path;
     char *token_uri;
-    char *pin_file; /* NULL: $CREDENTIALS_DIRECTORY/token-pin */
+    char *pin_file;     /* NULL: $CREDENTIALS_DIRECTORY/token-pin */
+    int token_sessions; /* token operations at once, 1..16 (libp11's pool per slot) */
 
     char *listen;
     char *tls_certificate_file;

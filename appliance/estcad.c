@@ -103,6 +103,9 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
                         why);
     if (rc != ESTCA_OK)
         return rc;
+    rc = hsm_token_limit_sessions(state->token, (unsigned)config->token_sessions, why);
+    if (rc != ESTCA_OK)
+        return rc;
     rc = core_open(config, state->token, &state->core, why);
     if (rc != ESTCA_OK)
         return rc;
@@ -204,8 +207,9 @@ int main(int argc, char **argv)
         stop(&state);
         return 1;
     }
-    fprintf(stderr, "event=listening version=%s listen=%s port=%d\n", ESTCA_VERSION,
-            state.config->listen, est_server_port(state.server));
+    fprintf(stderr, "event=listening version=%s listen=%s port=%d threads=%d token_sessions=%d\n",
+            ESTCA_VERSION, state.config->listen, est_server_port(state.server),
+            state.config->threads, state.config->token_sessions);
 
     int received = 0;
     sigwait(&signals, &received);

@@ -16,6 +16,7 @@
 #include <p11-kit/pkcs11.h>
 #include <p11-kit/uri.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@ struct token_supervisor;
 struct hsm_token {
     char *module_path, *token_uri, *pin_file; /* what re-opening needs; pin_file may be NULL */
     pthread_rwlock_t guard;                   /* read: any token operation; write: re-open */
+    sem_t sessions;                           /* token operations at once (hsm_token_limit) */
     atomic_int state;                         /* enum token_state (token_guard.h) */
     struct hsm_key_record **keys;             /* every key hsm_key_find handed out */
     size_t n_keys;

@@ -52,6 +52,15 @@ int hsm_token_supervise(struct hsm_token *token, unsigned probe_interval_ms,
                         unsigned retry_interval_ms, hsm_token_event_fn *on_event, void *arg,
                         estca_reason *why);
 
+/* libp11 0.4.12's session pool per slot: no more operations can run on a token at once. */
+#define HSM_MAX_SESSIONS 16
+
+/* At start-up: at most sessions (1..HSM_MAX_SESSIONS, the default) token operations run at
+ * once; more wait for a free one. Sized with the worker count: workers beyond it queue here
+ * for signatures, and libp11 never opens more sessions than this (a hardware token may allow
+ * fewer sessions than libp11 would otherwise open). */
+int hsm_token_limit_sessions(struct hsm_token *token, unsigned sessions, estca_reason *why);
+
 /* false while the token is down or being re-opened (an atomic read: cheap). */
 bool hsm_token_available(const struct hsm_token *token);
 

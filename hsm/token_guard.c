@@ -30,6 +30,21 @@ int token_guard_init(struct hsm_token *t, estca_reason *why)
         pthread_rwlock_destroy(&t->guard);
         return estca_fail(why, ESTCA_E_NOMEM, "cannot create the token's lock");
     }
+    if (sem_init(&t->sessions, 0, HSM_MAX_SESSIONS) != 0) {
+        pthread_mutex_destroy(&t->keys_lock);
+        pthread_rwlock_destroy(&t->guard);
+        return estca_fail(why, ESTCA_E_NOMEM, "cannot create the token's session count");
+    }
+    return ESTCA_OK;
+}
+
+int hsm_token_limit_sessions(struct hsm_token *token, unsigned sessions, estca_reason *why)
+{
+    if (token == NULL || sessions < 1 || sessions > HSM_MAX_SESSIONS)
+        return estca_fail(why, ESTCA_E_INVALID, "token sessions must be 1 to %d", HSM_MAX_SESSIONS);
+    /* At start-up, before any other thread: take away the slots above the limit. */
+    for (unsigned i = sessions; i < HSM_MAX_SESSIONS; i++)
+        sem_wait(&token->sessions);
     return ESTCA_OK;
 }
 
@@ -50,6 +65,7 @@ void token_guard_destroy(struct hsm_token *t)
     if (t->supervisor != NULL)
         supervisor_stop(t->supervisor);
     t->supervisor = NULL;
+    sem_destroy(&t->sessions);
     pthread_mutex_destroy(&t->keys_lock);
     pthread_rwlock_destroy(&t->guard);
 }
@@ -64,8 +80,12 @@ int token_guard_enter(struct hsm_token *t, estca_reason *why)
     /* tryrdlock: while the supervisor holds (or waits for) the write lock the token is being
      * re-opened, and a request is better answered 503 now than after the re-open. */
     if (atomic_load(&t->state) == TOKEN_UP && pthread_rwlock_tryrdlock(&t->guard) == 0) {
-        if (atomic_load(&t->state) == TOKEN_UP)
+        if (atomic_load(&t->state) == TOKEN_UP) {
+            /* Waiting here, not in libp11's pool, keeps its session count at our limit. */
+            while (sem_wait(&t->sessions) != 0 && errno == EINTR)
+                ;
             return ESTCA_OK;
+        }
         pthread_rwlock_unlock(&t->guard);
     }
     return estca_fail(why, ESTCA_E_UNAVAILABLE, "the token is unavailable (being re-opened)");
@@ -73,6 +93,7 @@ int token_guard_enter(struct hsm_token *t, estca_reason *why)
 
 void token_guard_leave(struct hsm_token *t, int rc)
 {
+    sem_post(&t->sessions);
     pthread_rwlock_unlock(&t->guard);
     struct token_supervisor *s = t->supervisor;
     /* Any token failure asks for a probe: a PKCS#11 error code does not always tell a lost

@@ -566,3 +566,30 @@ Test(concurrency, four_threads_share_one_key, .init = setup, .fini = teardown, .
     EVP_PKEY_free(pub);
     EVP_PKEY_free(key);
 }
+
+/* With one session allowed, four signing threads take turns instead of failing or blocking. */
+Test(concurrency, a_session_limit_serialises_signers, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    estca_reason why = {{0}};
+    cr_expect_eq(hsm_token_limit_sessions(f.token, 0, &why), ESTCA_E_INVALID);
+    cr_expect_eq(hsm_token_limit_sessions(f.token, HSM_MAX_SESSIONS + 1, &why), ESTCA_E_INVALID);
+    cr_assert_eq(hsm_token_limit_sessions(f.token, 1, &why), ESTCA_OK, "%s", why.text);
+    const char *uri = FIXTURE_TOKEN_URI ";object=one-at-a-time";
+    generate(uri, "ec:P-256");
+    EVP_PKEY *key = find_key(uri);
+    EVP_PKEY *pub = software_public(key);
+    pthread_t threads[SIGN_THREADS];
+    struct signer signers[SIGN_THREADS];
+    for (int i = 0; i < SIGN_THREADS; i++) {
+        signers[i] = (struct signer){.key = key, .pub = pub};
+        cr_assert_eq(pthread_create(&threads[i], NULL, sign_loop, &signers[i]), 0);
+    }
+    for (int i = 0; i < SIGN_THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        cr_expect_eq(signers[i].good, SIGNS_PER_THREAD, "thread %d: %d of %d verified", i,
+                     signers[i].good, SIGNS_PER_THREAD);
+    }
+    EVP_PKEY_free(pub);
+    EVP_PKEY_free(key);
+}
