@@ -92,7 +92,32 @@ pem_bundle_contains() {
         grep -qxF "$want"
 }
 
+# check_no_secrets: no secret of the provisioned appliance (token PIN, SO PIN, the demo user's
+# password) is in any log this test produced, nor in a file others may read, nor in the
+# command line of a running estcad. finish runs it for every test that provisioned.
+check_no_secrets() {
+    local secret_files=("$T/ca/token.pin" "$T/ca/so.pin" "$T/ca/demo.credentials" "$T/ca/users" "$T/ca/tls.key")
+    local secrets=("$(cat "$T/ca/token.pin")" "$(cat "$T/ca/so.pin")" "${CREDENTIALS#*:}")
+    local logs=()
+    mapfile -t logs < <(find "$T" -maxdepth 2 -type f \( -name '*.log' -o -name '*.out' \) 2>/dev/null)
+    local leaked=0 secret
+    for secret in "${secrets[@]}"; do
+        [ -n "$secret" ] || continue
+        if [ "${#logs[@]}" -gt 0 ] && grep -qF -- "$secret" "${logs[@]}"; then leaked=$((leaked + 1)); fi
+        if [ -n "$ESTCAD_PID" ] && tr '\0' ' ' < "/proc/$ESTCAD_PID/cmdline" | grep -qF -- "$secret"; then
+            leaked=$((leaked + 1))
+        fi
+    done
+    check "no PIN or password in the ${#logs[@]} logs of this test or in estcad's command line" [ "$leaked" = 0 ]
+    local readable=0 f
+    for f in "${secret_files[@]}"; do
+        [ -e "$f" ] && [ -n "$(find "$f" -perm /044)" ] && readable=$((readable + 1))
+    done
+    check "no secret file is readable by group or others" [ "$readable" = 0 ]
+}
+
 finish() {
+    [ -n "${CREDENTIALS:-}" ] && [ -e "$T/ca/token.pin" ] && check_no_secrets
     echo "$((checks - failures)) passed, $failures failed"
     [ "$failures" -eq 0 ]
 }
