@@ -13,7 +13,7 @@ failed=0
 # A short fuzz smoke first (the clang libFuzzer tree also proves the project builds with clang
 # -Werror); long campaigns are `tests/fuzz/run.sh SECONDS`. CTest's summaries come last.
 echo "== fuzz smoke"
-ESTCA_FUZZ_BUILD=all "$root/tests/fuzz/run.sh" "${ESTCA_FUZZ_SECONDS:-20}" || failed=1
+ESTCA_FUZZ_BUILD=all "$root/tests/fuzz/run.sh" "${ESTCA_FUZZ_SECONDS:-30}" || failed=1
 for variant in build:RelWithDebInfo build-asan:Asan; do
     dir="$root/${variant%%:*}"
     type="${variant##*:}"
