@@ -4,15 +4,14 @@
  * (the token was down, say; the previous CRL is served meanwhile). */
 #include "core_internal.h"
 #include "crl.h"
+#include "pem_file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define CHECK_SECONDS 2
 #define RETRY_SECONDS 5
@@ -37,25 +36,6 @@ struct crl_publisher {
     bool started, stop;
 };
 
-/* Writes der to path through a temporary file and rename, so readers never see half. */
-static int publish_file(const char *path, const unsigned char *der, size_t len, estca_reason *why)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return estca_fail(why, ESTCA_E_CONFIG, "crl_file %s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return estca_fail(why, ESTCA_E_IO, "cannot write %s: %s", tmp, strerror(errno));
-    bool ok = write(fd, der, len) == (ssize_t)len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int rc = estca_fail(why, ESTCA_E_IO, "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return rc;
-    }
-    return ESTCA_OK;
-}
-
 static int sign_crl(struct crl_publisher *p, const struct ca_instance *ca, struct crl_state *state,
                     long revoked, estca_reason *why)
 {
@@ -68,7 +48,7 @@ static int sign_crl(struct crl_publisher *p, const struct ca_instance *ca, struc
     if (rc == ESTCA_OK && len <= 0)
         rc = estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot encode the CRL");
     if (rc == ESTCA_OK && ca->crl_file != NULL)
-        rc = publish_file(ca->crl_file, der, (size_t)len, why);
+        rc = file_write_atomically(ca->crl_file, der, (size_t)len, why);
     if (rc != ESTCA_OK) {
         OPENSSL_free(der);
         return rc;

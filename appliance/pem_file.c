@@ -1,11 +1,14 @@
 #include "pem_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int pem_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why)
 {
@@ -58,5 +61,23 @@ int pem_read_private_key(const char *path, EVP_PKEY **out, estca_reason *why)
     if (key == NULL)
         return estca_fail_openssl(why, ESTCA_E_CONFIG, "no PEM private key in %s", path);
     *out = key;
+    return ESTCA_OK;
+}
+
+int file_write_atomically(const char *path, const void *data, size_t len, estca_reason *why)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return estca_fail(why, ESTCA_E_INVALID, "path too long: %s", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return estca_fail(why, ESTCA_E_IO, "cannot create %s: %s", tmp, strerror(errno));
+    bool ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int rc = estca_fail(why, ESTCA_E_IO, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return rc;
+    }
     return ESTCA_OK;
 }

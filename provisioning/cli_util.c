@@ -126,28 +126,16 @@ int cli_parse_san(const char *text, GENERAL_NAMES **out, estca_reason *why)
 
 int cli_write_certificates(const char *path, X509 *const *certs, size_t n, estca_reason *why)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return estca_fail(why, ESTCA_E_INVALID, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return estca_fail(why, ESTCA_E_IO, "cannot create %s: %s", tmp, strerror(errno));
-    FILE *file = fdopen(fd, "w");
-    if (file == NULL) {
-        close(fd);
-        return estca_fail(why, ESTCA_E_IO, "cannot open %s: %s", tmp, strerror(errno));
-    }
-    int ok = 1;
+    BIO *pem = BIO_new(BIO_s_mem());
+    int ok = pem != NULL;
     for (size_t i = 0; i < n && ok; i++)
-        ok = PEM_write_X509(file, certs[i]);
-    ok = ok && fflush(file) == 0 && fsync(fileno(file)) == 0;
-    if (fclose(file) != 0)
-        ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return estca_fail_openssl(why, ESTCA_E_IO, "cannot write %s", path);
-    }
-    return ESTCA_OK;
+        ok = PEM_write_bio_X509(pem, certs[i]);
+    char *data = NULL;
+    long len = ok ? BIO_get_mem_data(pem, &data) : 0;
+    int rc = ok && len > 0 ? file_write_atomically(path, data, (size_t)len, why)
+                           : estca_fail_openssl(why, ESTCA_E_NOMEM, "cannot encode %s", path);
+    BIO_free(pem);
+    return rc;
 }
 
 int cli_fail(const struct cli_command *command, const estca_reason *why)

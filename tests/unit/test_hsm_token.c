@@ -546,12 +546,9 @@ static void *sign_loop(void *arg)
     return NULL;
 }
 
-Test(concurrency, four_threads_share_one_key, .init = setup, .fini = teardown, .timeout = 120)
+/* SIGN_THREADS threads sign with key at once; every signature must verify with pub. */
+static void expect_threads_sign(EVP_PKEY *key, EVP_PKEY *pub)
 {
-    const char *uri = FIXTURE_TOKEN_URI ";object=busy";
-    generate(uri, "rsa:2048");
-    EVP_PKEY *key = find_key(uri);
-    EVP_PKEY *pub = software_public(key);
     pthread_t threads[SIGN_THREADS];
     struct signer signers[SIGN_THREADS];
     for (int i = 0; i < SIGN_THREADS; i++) {
@@ -563,6 +560,15 @@ Test(concurrency, four_threads_share_one_key, .init = setup, .fini = teardown, .
         cr_expect_eq(signers[i].good, SIGNS_PER_THREAD, "thread %d: %d of %d verified", i,
                      signers[i].good, SIGNS_PER_THREAD);
     }
+}
+
+Test(concurrency, four_threads_share_one_key, .init = setup, .fini = teardown, .timeout = 120)
+{
+    const char *uri = FIXTURE_TOKEN_URI ";object=busy";
+    generate(uri, "rsa:2048");
+    EVP_PKEY *key = find_key(uri);
+    EVP_PKEY *pub = software_public(key);
+    expect_threads_sign(key, pub);
     EVP_PKEY_free(pub);
     EVP_PKEY_free(key);
 }
@@ -579,17 +585,7 @@ Test(concurrency, a_session_limit_serialises_signers, .init = setup, .fini = tea
     generate(uri, "ec:P-256");
     EVP_PKEY *key = find_key(uri);
     EVP_PKEY *pub = software_public(key);
-    pthread_t threads[SIGN_THREADS];
-    struct signer signers[SIGN_THREADS];
-    for (int i = 0; i < SIGN_THREADS; i++) {
-        signers[i] = (struct signer){.key = key, .pub = pub};
-        cr_assert_eq(pthread_create(&threads[i], NULL, sign_loop, &signers[i]), 0);
-    }
-    for (int i = 0; i < SIGN_THREADS; i++) {
-        pthread_join(threads[i], NULL);
-        cr_expect_eq(signers[i].good, SIGNS_PER_THREAD, "thread %d: %d of %d verified", i,
-                     signers[i].good, SIGNS_PER_THREAD);
-    }
+    expect_threads_sign(key, pub);
     EVP_PKEY_free(pub);
     EVP_PKEY_free(key);
 }
