@@ -66,6 +66,8 @@ static const char *const csr_hash_words[] = {"sha256", "sha384", "sha512", NULL}
 static const char *const yes_no_words[] = {"no", "yes", NULL};
 static const char *const approval_words[] = {"auto", "manual", NULL};
 static const char *const ca_request_words[] = {"refuse", "ignore", NULL};
+/* In the order of enum config_pop_linking. */
+static const char *const pop_linking_words[] = {"verify-if-present", "required", "off", NULL};
 
 static const struct key_spec key_specs[] = {
     {"token", "module", VALUE_STRING, GLOBAL(module_path), 0, 0, NULL},
@@ -92,6 +94,8 @@ static const struct key_spec key_specs[] = {
      CONFIG_CSR_HASH_SHA512, csr_hash_words},
     {"label", "csr_require_challenge_password", VALUE_ENUM, LABEL(csr_require_challenge_password),
      0, 1, yes_no_words},
+    {"label", "pop_linking", VALUE_ENUM, LABEL(pop_linking), CONFIG_POP_LINKING_VERIFY_IF_PRESENT,
+     CONFIG_POP_LINKING_OFF, pop_linking_words},
     {"label", "approval", VALUE_ENUM, LABEL(manual_approval), 0, 1, approval_words},
     {"label", "retry_after", VALUE_INT, LABEL(retry_after_seconds), 1, 86400, NULL},
     {"label", "serverkeygen", VALUE_ENUM, LABEL(serverkeygen), 0, 1, yes_no_words},
@@ -209,6 +213,7 @@ static int open_label_section(struct parse_state *state, const char *name)
     /* Outside every range: "not set yet" (apply_defaults). */
     label->csr_key_type = -1;
     label->csr_hash = -1;
+    label->pop_linking = -1;
     label->csr_require_challenge_password = -1;
     label->manual_approval = -1;
     label->serverkeygen = -1;
@@ -404,6 +409,21 @@ static int set_default_string(char **field, const char *value)
     return ESTCA_OK;
 }
 
+/* csr_require_challenge_password is pop_linking's old name (yes: required, no: the default);
+ * kept so that existing files load, but one label may not say it both ways. */
+static int check_pop_linking_alias(const struct estca_config *config, estca_reason *why)
+{
+    for (size_t i = 0; i < config->n_labels; i++) {
+        const struct config_label *label = &config->labels[i];
+        if (label->pop_linking >= 0 && label->csr_require_challenge_password >= 0)
+            return estca_fail(why, ESTCA_E_CONFIG,
+                              "%s: [label:%s]: csr_require_challenge_password is the old name "
+                              "of pop_linking (yes = required); set only pop_linking",
+                              config->path, label->name);
+    }
+    return ESTCA_OK;
+}
+
 static int apply_defaults(struct estca_config *config)
 {
     if (config->threads < 1)
@@ -422,8 +442,11 @@ static int apply_defaults(struct estca_config *config)
             label->csr_key_type = CONFIG_CSR_KEY_NONE;
         if (label->csr_hash < 0)
             label->csr_hash = CONFIG_CSR_HASH_NONE;
-        if (label->csr_require_challenge_password < 0)
-            label->csr_require_challenge_password = 0;
+        if (label->pop_linking < 0)
+            label->pop_linking = label->csr_require_challenge_password == 1
+                                     ? CONFIG_POP_LINKING_REQUIRED
+                                     : CONFIG_POP_LINKING_VERIFY_IF_PRESENT;
+        label->csr_require_challenge_password = label->pop_linking == CONFIG_POP_LINKING_REQUIRED;
         if (label->manual_approval < 0)
             label->manual_approval = 0;
         if (label->serverkeygen < 0)
@@ -488,6 +511,20 @@ static int validate_cas(const struct estca_config *config, estca_reason *why)
     return ESTCA_OK;
 }
 
+/* After a 202 the client re-posts later, on a new TLS connection, so a linked CSR changes
+ * with the binding and is filed as a new request every time: it could never be issued. */
+static int validate_pop_linking(const struct estca_config *config, const struct config_label *label,
+                                estca_reason *why)
+{
+    if (label->pop_linking == CONFIG_POP_LINKING_REQUIRED && label->manual_approval == 1)
+        return estca_fail(why, ESTCA_E_CONFIG,
+                          "%s: [label:%s]: pop_linking = required cannot be combined with "
+                          "approval = manual (the client's re-posted CSR carries a new "
+                          "connection's binding, so it is never the approved one)",
+                          config->path, label->name);
+    return ESTCA_OK;
+}
+
 static int validate_labels(const struct estca_config *config, estca_reason *why)
 {
     if (config->n_labels == 0)
@@ -495,6 +532,8 @@ static int validate_labels(const struct estca_config *config, estca_reason *why)
     for (size_t i = 0; i < config->n_labels; i++) {
         const struct config_label *label = &config->labels[i];
         int rc = validate_label_name(config, label->name, why);
+        if (rc == ESTCA_OK)
+            rc = validate_pop_linking(config, label, why);
         if (rc != ESTCA_OK)
             return rc;
         if (label->ca_name == NULL)
@@ -595,6 +634,8 @@ int config_load(const char *path, struct estca_config **out, estca_reason *why)
         return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     struct parse_state state = {.config = config, .status = ESTCA_OK, .why = why};
     int rc = parse(&state, why);
+    if (rc == ESTCA_OK)
+        rc = check_pop_linking_alias(config, why);
     if (rc == ESTCA_OK && apply_defaults(config) != ESTCA_OK)
         rc = estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     if (rc == ESTCA_OK)

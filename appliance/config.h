@@ -13,8 +13,13 @@
  *   [ca:NAME]  key (PKCS#11 URI), certificate (PEM), chain (PEM up to the root; may start
  *              with the CA certificate itself)
  *   [label:NAME] ca, validity_days, csr_key_type (rsa:2048 rsa:3072 rsa:4096 ec:P-256
- *              ec:P-384), csr_hash (sha256 sha384 sha512), csr_require_challenge_password
- *              (yes/no): what /csrattrs advertises (RFC 8951 §4); csr_key_type is enforced;
+ *              ec:P-384), csr_hash (sha256 sha384 sha512): what /csrattrs advertises
+ *              (RFC 8951 §4); csr_key_type is enforced;
+ *              pop_linking (verify-if-present, required, off: the CSR's challengePassword or
+ *              estIdentityLinking against the TLS channel binding, RFC 7030 §3.5; required
+ *              is also listed by /csrattrs, and cannot go with approval = manual);
+ *              csr_require_challenge_password (yes/no) is its old name: yes = required,
+ *              no = verify-if-present, never both keys at once;
  *              approval (auto/manual), retry_after (seconds a 202 asks the client to wait),
  *              serverkeygen (yes/no, default no: /serverkeygen, RFC 7030 §4.4);
  *              the profile: key_usage, extended_key_usage (comma-separated names),
@@ -68,13 +73,23 @@ enum config_csr_hash {
     CONFIG_CSR_HASH_SHA512,
 };
 
+/* Proof-of-possession linking (RFC 7030 §3.5): whether a CSR's challengePassword or
+ * estIdentityLinking (RFC 7894) must carry the request's TLS channel binding. The checking
+ * default is 0, so that a label built by hand verifies too (§3.5 MUST). */
+enum config_pop_linking {
+    CONFIG_POP_LINKING_VERIFY_IF_PRESENT, /* checked when the CSR carries one (the default) */
+    CONFIG_POP_LINKING_REQUIRED,          /* must be present and match; listed by /csrattrs */
+    CONFIG_POP_LINKING_OFF,               /* neither attribute is looked at */
+};
+
 struct config_label {
     char *name;
     char *ca_name;
     int validity_days;
     int csr_key_type;                   /* enum config_csr_key */
     int csr_hash;                       /* enum config_csr_hash */
-    int csr_require_challenge_password; /* 0 or 1 */
+    int pop_linking;                    /* enum config_pop_linking */
+    int csr_require_challenge_password; /* 1 exactly when pop_linking is required (old name) */
     int manual_approval;                /* 0: issue at once; 1: an operator approves first */
     int retry_after_seconds;            /* what a 202 tells the client to wait */
     int serverkeygen;                   /* 0 or 1: /serverkeygen allowed */

@@ -64,7 +64,17 @@ static void csr_attrs_from_config(const struct config_label *source, struct core
     }
     if (source->csr_hash > 0 && source->csr_hash <= CONFIG_CSR_HASH_SHA512)
         out->hash_nid = hash_nids[source->csr_hash];
-    out->challenge_password = source->csr_require_challenge_password == 1;
+    /* csr_require_challenge_password is pop_linking's old name; a configuration built by hand
+     * may set only it. */
+    if (source->pop_linking == CONFIG_POP_LINKING_REQUIRED ||
+        source->csr_require_challenge_password == 1)
+        out->pop_linking = CORE_POP_LINKING_REQUIRED;
+    else if (source->pop_linking == CONFIG_POP_LINKING_OFF)
+        out->pop_linking = CORE_POP_LINKING_OFF;
+    else
+        out->pop_linking = CORE_POP_LINKING_VERIFY_IF_PRESENT;
+    out->challenge_password = out->pop_linking == CORE_POP_LINKING_REQUIRED;
+    out->identity_linking = out->challenge_password;
 }
 
 static int load_labels(struct ca_core *core, const struct estca_config *config, estca_reason *why)
@@ -205,7 +215,7 @@ void core_label_csr_attrs(const struct core_label *label, struct core_csr_attrs 
 bool core_csr_attrs_any(const struct core_csr_attrs *attrs)
 {
     return attrs->key_algorithm != CORE_CSR_KEY_ANY || attrs->hash_nid != NID_undef ||
-           attrs->challenge_password;
+           attrs->challenge_password || attrs->identity_linking;
 }
 
 int core_check_password(const struct ca_core *core, const char *user, const char *password)

@@ -36,12 +36,22 @@ const struct core_label *core_label_at(const struct ca_core *core, size_t index)
  * Borrowed; valid for the core's lifetime. */
 STACK_OF(X509) *core_label_ca_certificates(const struct core_label *label);
 
-/* What a label requires of a CSR (RFC 8951 §4), for /csrattrs to advertise. Not DER: the
- * encoding is the EST front's business. */
+/* What a label requires of a CSR (RFC 8951 §4), for /csrattrs to advertise, and how the EST
+ * front checks proof-of-possession linking. Not DER: the encoding is the EST front's
+ * business, as is the channel binding, a fact of the TLS connection the core never sees. */
 enum core_csr_key_algorithm {
     CORE_CSR_KEY_ANY, /* not constrained (beyond the base policy: RSA >= 2048, P-256, P-384) */
     CORE_CSR_KEY_RSA,
     CORE_CSR_KEY_EC,
+};
+
+/* Proof-of-possession linking (RFC 7030 §3.5): what the EST front, which alone sees the TLS
+ * connection, does with a CSR's challengePassword and estIdentityLinking (RFC 7894). 0 is the
+ * checking default, so a zeroed struct verifies too. */
+enum core_pop_linking {
+    CORE_POP_LINKING_VERIFY_IF_PRESENT, /* each one present must equal the channel binding */
+    CORE_POP_LINKING_REQUIRED,          /* and one of them must be present */
+    CORE_POP_LINKING_OFF,               /* neither is looked at */
 };
 
 struct core_csr_attrs {
@@ -49,7 +59,9 @@ struct core_csr_attrs {
     int rsa_bits;            /* CORE_CSR_KEY_RSA: exactly this modulus size (enforced) */
     int ec_curve_nid;        /* CORE_CSR_KEY_EC: NID_X9_62_prime256v1 or NID_secp384r1 */
     int hash_nid;            /* NID_sha256, NID_sha384, NID_sha512; NID_undef: any */
-    bool challenge_password; /* advertised only: not verified yet */
+    bool challenge_password; /* list challengePassword (1.2.840.113549.1.9.7) */
+    bool identity_linking;   /* list id-aa-estIdentityLinking (1.2.840.113549.1.9.16.2.58) */
+    enum core_pop_linking pop_linking; /* both listed exactly when REQUIRED */
 };
 
 /* Fills *out with label's CSR requirements. */

@@ -4,6 +4,8 @@
  *
  * In order:
  *   challengePassword required -> the OID 1.2.840.113549.1.9.7 alone;
+ *   estIdentityLinking required -> the OID 1.2.840.113549.1.9.16.2.58 alone (RFC 7894: a
+ *                                client that knows it puts the channel binding there instead);
  *   EC key on a curve         -> Attribute { id-ecPublicKey, SET { curve OID } } (8951 §4.3.1);
  *   RSA key of a size         -> Attribute { rsaEncryption, SET { INTEGER bits } } (§4.3.2);
  *   hash                      -> the signature algorithm OID for the key type; with no key type
@@ -11,6 +13,7 @@
  *                                either kind of key is then accepted.
  * A label that requires nothing gets no body: 204. */
 #include "base64.h"
+#include "est_channel_binding.h"
 #include "est_response.h"
 
 #include <openssl/asn1t.h>
@@ -80,6 +83,12 @@ static int push_oid(CSR_ATTRS *attrs, int nid)
     return oid != NULL && push(attrs, OBJ_dup(oid), NULL);
 }
 
+static int push_dotted_oid(CSR_ATTRS *attrs, const char *dotted)
+{
+    ASN1_OBJECT *oid = OBJ_txt2obj(dotted, 1);
+    return oid != NULL && push(attrs, oid, NULL);
+}
+
 static int push_key(CSR_ATTRS *attrs, const struct core_csr_attrs *want)
 {
     if (want->key_algorithm == CORE_CSR_KEY_EC) {
@@ -126,6 +135,8 @@ static int push_hash(CSR_ATTRS *attrs, const struct core_csr_attrs *want)
 static int fill(CSR_ATTRS *attrs, const struct core_csr_attrs *want)
 {
     if (want->challenge_password && !push_oid(attrs, NID_pkcs9_challengePassword))
+        return 0;
+    if (want->identity_linking && !push_dotted_oid(attrs, EST_OID_IDENTITY_LINKING))
         return 0;
     if (want->key_algorithm != CORE_CSR_KEY_ANY && !push_key(attrs, want))
         return 0;

@@ -8,8 +8,11 @@
  * (smime-type=server-generated-key). Content-Transfer-Encoding is ignored (RFC 8951 §3).
  *
  * Order of checks: credentials before the body, so unauthenticated clients never make us
- * read or parse anything; then the media type, the size, the encoding, the DER. */
+ * read or parse anything; then the media type, the size, the encoding, the DER; then the
+ * CSR's proof-of-possession linking to this TLS connection (RFC 7030 §3.5), as the label's
+ * pop_linking asks (est_channel_binding.h), before the core sees the CSR. */
 #include "base64.h"
+#include "est_channel_binding.h"
 #include "est_csr.h"
 #include "est_response.h"
 #include "http_basic.h"
@@ -155,7 +158,28 @@ static void respond_certificate(struct est_request *req, X509 *cert)
     OPENSSL_free(body);
 }
 
-/* The request's CSR, or false when it has answered (415, 413, 400...). */
+/* RFC 7030 §3.5: a linking attribute that does not match, or none where the label requires
+ * one, is the client's mistake (400, the reason saying so, §4.2.3). */
+static bool check_pop_linking(struct est_request *req, X509_REQ *csr)
+{
+    struct core_csr_attrs attrs;
+    core_label_csr_attrs(req->label, &attrs);
+    estca_reason why = {{0}};
+    int rc =
+        est_pop_linking_verify(attrs.pop_linking, csr, est_tls_connection_ssl(req->conn), &why);
+    if (rc == ESTCA_OK)
+        return true;
+    if (rc == ESTCA_E_POLICY) {
+        est_respond_error(req, 400, NULL, "%s", why.text);
+    } else {
+        est_note(req, "channel binding: %s: %s", estca_status_name(rc), why.text);
+        est_respond_error(req, 500, NULL, "internal error");
+    }
+    return false;
+}
+
+/* The request's CSR, linked to this connection as the label asks, or false when it has
+ * answered (415, 413, 400...). */
 static bool read_csr(struct est_request *req, X509_REQ **out)
 {
     if (!check_content_type(req))
@@ -166,6 +190,11 @@ static bool read_csr(struct est_request *req, X509_REQ **out)
         return false;
     bool decoded = decode_csr(req, body, body_len, out);
     free(body);
+    if (decoded && !check_pop_linking(req, *out)) {
+        X509_REQ_free(*out);
+        *out = NULL;
+        return false;
+    }
     return decoded;
 }
 
@@ -342,6 +371,7 @@ void est_serverkeygen_handle(struct est_request *req)
     int rc = core_server_key_recipient(
         req->label, csr, ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL, &recipient, &why);
     if (rc == ESTCA_OK)
+        if (rc == ESTCA_OK)
         rc = core_serverkeygen(req->server->core, req->label, csr, req->requester, &cert, &pkcs8,
                                &pkcs8_len, &why);
     X509_REQ_free(csr);

@@ -62,7 +62,9 @@ static int accept_for_later_verification(int preverify_ok, X509_STORE_CTX *ctx)
 static int configure(SSL_CTX *ctx, estca_reason *why)
 {
     /* RFC 7030 §3.3 asks for TLS 1.1 or later; 1.2 is our floor. Renegotiation is off
-     * (§3.5 allows it only with RFC 5746, and RFC 9266 forbids tls-exporter with it). */
+     * (§3.5 allows it only with RFC 5746, and RFC 9266 forbids tls-exporter with it): a
+     * client that tries gets no_renegotiation, and est_channel_binding.c trusts no binding
+     * on a connection where it is on. */
     if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
         return estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot set the TLS floor");
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |

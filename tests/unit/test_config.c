@@ -141,6 +141,7 @@ Test(config, defaults)
     cr_expect_eq(config->labels[0].csr_key_type, CONFIG_CSR_KEY_NONE);
     cr_expect_eq(config->labels[0].csr_hash, CONFIG_CSR_HASH_NONE);
     cr_expect_eq(config->labels[0].csr_require_challenge_password, 0);
+    cr_expect_eq(config->labels[0].pop_linking, CONFIG_POP_LINKING_VERIFY_IF_PRESENT);
     expect_path(config->tls_certificate_file, "tls.pem");
     config_free(config);
 }
@@ -391,6 +392,65 @@ Test(config, serverkeygen)
                    "'serverkeygen' must be one of no, yes", NULL);
 }
 
+/* Proof-of-possession linking (RFC 7030 §3.5): checked when present unless configured. */
+Test(config, pop_linking)
+{
+    struct estca_config *config = NULL;
+    const struct config_label *label = load_label("validity_days = 5\n", &config);
+    cr_expect_eq(label->pop_linking, CONFIG_POP_LINKING_VERIFY_IF_PRESENT);
+    cr_expect_eq(label->csr_require_challenge_password, 0);
+    config_free(config);
+    static const struct {
+        const char *word;
+        int value;
+    } words[] = {{"verify-if-present", CONFIG_POP_LINKING_VERIFY_IF_PRESENT},
+                 {"required", CONFIG_POP_LINKING_REQUIRED},
+                 {"off", CONFIG_POP_LINKING_OFF}};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "pop_linking = %s\n", words[i].word);
+        label = load_label(line, &config);
+        cr_expect_eq(label->pop_linking, words[i].value, "%s", words[i].word);
+        cr_expect_eq(label->csr_require_challenge_password,
+                     words[i].value == CONFIG_POP_LINKING_REQUIRED, "%s", words[i].word);
+        config_free(config);
+    }
+}
+
+/* csr_require_challenge_password is pop_linking's old name: yes = required, no = the
+ * default; a label may not use both names. */
+Test(config, pop_linking_old_name)
+{
+    struct estca_config *config = NULL;
+    const struct config_label *label =
+        load_label("csr_require_challenge_password = yes\n", &config);
+    cr_expect_eq(label->pop_linking, CONFIG_POP_LINKING_REQUIRED);
+    config_free(config);
+    label = load_label("csr_require_challenge_password = no\n", &config);
+    cr_expect_eq(label->pop_linking, CONFIG_POP_LINKING_VERIFY_IF_PRESENT);
+    config_free(config);
+    expect_refused(MINIMAL "pop_linking = required\ncsr_require_challenge_password = yes\n",
+                   "[label:default]", "csr_require_challenge_password is the old name",
+                   "set only pop_linking", NULL);
+    expect_refused(MINIMAL "csr_require_challenge_password = no\npop_linking = off\n",
+                   "set only pop_linking", NULL);
+}
+
+Test(config, pop_linking_refused)
+{
+    expect_refused(MINIMAL "pop_linking = yes\n", "estca.conf:13",
+                   "'pop_linking' must be one of verify-if-present, required, off, not 'yes'",
+                   NULL);
+    expect_refused(MINIMAL "pop_linking = off\npop_linking = off\n", "estca.conf:14",
+                   "duplicate key 'pop_linking'", NULL);
+    expect_refused(TOKEN "[server]\npop_linking = off\n", "unknown key 'pop_linking' in [server]",
+                   NULL);
+    expect_refused(MINIMAL "pop_linking = required\napproval = manual\n", "[label:default]",
+                   "pop_linking = required cannot be combined with approval = manual", NULL);
+    expect_refused(MINIMAL "csr_require_challenge_password = yes\napproval = manual\n",
+                   "cannot be combined", NULL);
+}
+
 /* The example an operator starts from must load as it is shipped. */
 Test(config, the_shipped_example_loads)
 {
@@ -401,5 +461,6 @@ Test(config, the_shipped_example_loads)
     cr_expect_str_eq(config->audit_path, "/var/lib/estca/audit.log");
     cr_expect_eq(config->audit_checkpoint_every, 1000);
     cr_expect_eq(config->labels[0].csr_ca_request, CONFIG_CA_REQUEST_REFUSE);
+    cr_expect_eq(config->labels[0].pop_linking, CONFIG_POP_LINKING_VERIFY_IF_PRESENT);
     config_free(config);
 }
