@@ -154,4 +154,11 @@ int core_crl_der(struct ca_core *core, const char *ca_name, unsigned char **der,
  * "start", "token-unavailable", "token-recovered"... detail is free text, never a secret. */
 void core_audit_note(struct ca_core *core, const char *event, const char *detail);
 
+/* Records that the EST front refused a request to issue before asking the core (bad or
+ * missing credentials, throttled, malformed): operation ("simpleenroll"), label (may be
+ * NULL), requester and peer (may be NULL), the HTTP status and the reason given. */
+void core_audit_refusal(struct ca_core *core, const char *operation, const struct core_label *label,
+                        const char *requester, const char *peer, int http_status,
+                        const char *reason);
+
 #endif

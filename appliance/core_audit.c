@@ -81,3 +81,17 @@ void core_audit_note(struct ca_core *core, const char *event, const char *detail
         return;
     append(core, event, json_pack("{s:s}", "detail", detail != NULL ? detail : ""));
 }
+
+void core_audit_refusal(struct ca_core *core, const char *operation, const struct core_label *label,
+                        const char *requester, const char *peer, int http_status,
+                        const char *reason)
+{
+    if (core == NULL || core->audit == NULL)
+        return;
+    append(core, operation,
+           json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "operation", operation, "label",
+                     label != NULL ? label->name : "-", "requester",
+                     requester != NULL ? requester : "-", "peer", peer != NULL ? peer : "-",
+                     "result", "refused", "http_status", http_status, "reason",
+                     reason != NULL ? reason : ""));
+}

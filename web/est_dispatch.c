@@ -111,6 +111,20 @@ static void log_request(const struct est_request *req)
     (void)ignored;
 }
 
+/* A request to issue refused here, before the core judged it (bad credentials, throttled,
+ * wrong media type, too large, not a CSR, unlinked): a security decision the audit log keeps
+ * too. The core records its own decisions. */
+static void audit_refusal(const struct est_request *req)
+{
+    if (!req->routed || req->core_decided || req->status < 400 ||
+        (req->route.op != EST_OP_SIMPLEENROLL && req->route.op != EST_OP_SIMPLEREENROLL &&
+         req->route.op != EST_OP_SERVERKEYGEN))
+        return;
+    core_audit_refusal(req->server->core, est_op_name(req->route.op), req->label,
+                       req->requester[0] != '\0' ? req->requester : NULL, req->info->remote_addr,
+                       req->status, req->reason);
+}
+
 int est_dispatch(struct mg_connection *conn)
 {
     struct est_request req;
@@ -131,6 +145,7 @@ int est_dispatch(struct mg_connection *conn)
         req.status = 500;
     }
     log_request(&req);
+    audit_refusal(&req);
     atomic_fetch_sub(&req.server->active_requests, 1);
     /* A positive value tells CivetWeb the request is answered; it logs it as the status. */
     return req.status;

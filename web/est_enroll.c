@@ -215,6 +215,7 @@ void est_enroll_handle(struct est_request *req)
         return;
     X509 *cert = NULL;
     estca_reason why = {{0}};
+    req->core_decided = true;
     int rc = core_enroll(req->server->core, req->label, csr, req->requester, &cert, &why);
     X509_REQ_free(csr);
     respond_issued(req, rc, cert, &why);
@@ -240,6 +241,7 @@ void est_reenroll_handle(struct est_request *req)
         return;
     X509 *cert = NULL;
     estca_reason why = {{0}};
+    req->core_decided = true;
     int rc = core_reenroll(req->server->core, req->label, csr, current,
                            SSL_get_peer_cert_chain(ssl), req->requester, &cert, &why);
     X509_REQ_free(csr);
@@ -371,7 +373,8 @@ void est_serverkeygen_handle(struct est_request *req)
     int rc = core_server_key_recipient(
         req->label, csr, ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL, &recipient, &why);
     if (rc == ESTCA_OK)
-        if (rc == ESTCA_OK)
+        req->core_decided = true;
+    if (rc == ESTCA_OK)
         rc = core_serverkeygen(req->server->core, req->label, csr, req->requester, &cert, &pkcs8,
                                &pkcs8_len, &why);
     X509_REQ_free(csr);

@@ -67,6 +67,7 @@ struct est_request {
     int status;         /* 0 until a response is written */
     size_t bytes_sent;
     char reason[EST_LOG_REASON_MAX]; /* for the log line: why the status is not 200 */
+    bool core_decided; /* the core judged the request, and recorded its decision in the audit */
 };
 
 /* est_dispatch.c: the CivetWeb begin_request callback; always answers. */

@@ -25,6 +25,9 @@ check "a CSR asking for CA:TRUE is refused on the strict label (got $code)" [ "$
 code=$(http_status POST /simpleenroll --user "$DEMO_USER:wrong-password" -H "Content-Type: application/pkcs10" \
     --data-binary @"$T/one.b64")
 check "a wrong password is refused (got $code)" [ "$code" = 401 ]
+code=$(http_status POST /simpleenroll --user "$CREDENTIALS" -H "Content-Type: application/pkcs10" \
+    --data-binary 'not a CSR')
+check "a body that is no CSR is refused (got $code)" [ "$code" = 400 ]
 serial=$(openssl x509 -in "$T/two.pem" -noout -serial | cut -d= -f2)
 "$ESTCA" cert revoke --config "$conf" --reason superseded "$serial" >/dev/null
 stop_estcad
@@ -34,6 +37,9 @@ check "each issuance, with its serial" \
     [ "$(grep -c '"event":"simpleenroll".*"result":"issued"' "$log")" = 3 ]
 check "the serial of an issued certificate" grep -q "\"serial\":\"$serial\"" "$log"
 check "the refusal, with its reason" grep -q '"result":"refused".*"reason":"[^"]*CA:TRUE' "$log"
+check "the refusal of a body that is no CSR, before the core saw it" \
+    grep -q '"operation":"simpleenroll".*"result":"refused","http_status":400' "$log"
+check "the refused wrong-password request too" grep -q '"result":"refused","http_status":401' "$log"
 check "the failed login, with the user" grep -q "\"event\":\"login-failed\",\"user\":\"$DEMO_USER\"" "$log"
 check "estca's revocation" grep -q "\"event\":\"revoke\",\"serial\":\"$serial\",\"reason\":\"superseded\"" "$log"
 check "estcad's stop" grep -q '"event":"stop"' "$log"
