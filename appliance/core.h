@@ -107,8 +107,11 @@ int core_reenroll(struct ca_core *core, const struct core_label *label, X509_REQ
  * OPENSSL_clear_free once the response is written, and frees *cert_out. Sent as it is, or
  * encrypted with core_envelope_server_key when core_server_key_recipient (asked first) names
  * a recipient.
- * Errors: ESTCA_E_FORBIDDEN (the label lacks serverkeygen = yes, or has approval = manual:
- * not offered there for now), ESTCA_E_UNAVAILABLE (token), and those of core_enroll. */
+ * With approval = manual the first request is filed (ESTCA_E_PENDING) and no key is made;
+ * after approval the identical CSR from the same requester gets a fresh key; after rejection,
+ * after delivery (the key is not kept), or from another requester: ESTCA_E_FORBIDDEN.
+ * Errors: ESTCA_E_FORBIDDEN (also: the label lacks serverkeygen = yes), ESTCA_E_UNAVAILABLE
+ * (token), and those of core_enroll. */
 int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                       const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
                       size_t *pkcs8_len, estca_reason *why);

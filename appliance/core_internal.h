@@ -81,8 +81,9 @@ int core_check_csr_key(X509_REQ *csr, estca_reason *why);
 /* The subjectAltName of the CSR's extension request (NULL: none). Caller frees. */
 int core_csr_subject_alt_name(X509_REQ *csr, GENERAL_NAMES **out, estca_reason *why);
 
-/* Whether label offers /serverkeygen at all (ESTCA_E_FORBIDDEN with the reason if not): asked
- * by core_serverkeygen and, before it, by core_server_key_recipient. */
+/* Whether label offers /serverkeygen at all, that is has serverkeygen = yes, whatever its
+ * approval setting (ESTCA_E_FORBIDDEN with the reason if not). Asked by core_serverkeygen and,
+ * before it, by core_server_key_recipient. */
 int core_serverkeygen_offered(const struct core_label *label, estca_reason *why);
 
 /* core_audit.c: the audit log ([audit] path; core->audit NULL when there is none). */
@@ -92,12 +93,16 @@ int core_audit_issuance(struct ca_core *core, const char *operation, const struc
                         const char *requester, int rc, X509 *certificate, const estca_reason *why);
 void core_audit_login_failure(const struct ca_core *core, const char *user);
 
-/* approval.c: labels with approval = manual. approval_admit files or finds the CSR's request:
+/* approval.c: labels with approval = manual. approval_admit files or finds the CSR's request
+ * of kind (an enrollment, or serverkeygen):
  * ESTCA_E_PENDING or ESTCA_E_FORBIDDEN (rejected) stop the issuance; ESTCA_OK with *issued
  * set returns the certificate issued for it before; ESTCA_OK with *claimed set means this
- * caller issues it now and then reports with approval_complete (issue_rc: how it went). */
+ * caller issues it now and then reports with approval_complete (issue_rc: how it went).
+ * A serverkeygen request is never answered from *issued: ESTCA_E_FORBIDDEN once it was
+ * delivered (its key is gone), and whenever requester is not the one who filed it. */
 int approval_admit(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                   const char *requester, long *claimed, X509 **issued, estca_reason *why);
+                   const char *requester, enum ledger_request_kind kind, long *claimed,
+                   X509 **issued, estca_reason *why);
 int approval_complete(struct ca_core *core, const struct core_label *label, long request,
                       X509 *certificate, int issue_rc, estca_reason *why);
 

@@ -225,21 +225,45 @@ static int record(struct ca_core *core, const struct core_label *label, X509_REQ
     return rc == ESTCA_OK ? ESTCA_OK : ESTCA_E_UNAVAILABLE;
 }
 
-/* The issuance path. generated_key NULL: the CSR's own key, after proof of possession and
- * the key policy. generated_key set (serverkeygen): the certificate is for that key, the CSR
- * supplies only the names (RFC 7030 §4.4.1) and no approval step applies. */
-static int issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                 const X509_PUBKEY *generated_key, const char *requester, long replaces, X509 **out,
-                 estca_reason *why)
+/* A key the token generates for the client (serverkeygen), and its public half. */
+struct server_key {
+    const char *algorithm; /* for hsm_keygen_device */
+    unsigned char *pkcs8;  /* DER PrivateKeyInfo; wiped and freed with OPENSSL_clear_free */
+    size_t pkcs8_len;
+    X509_PUBKEY *public_key; /* for the certificate */
+};
+
+/* The public half of a PKCS#8 private key, as the certificate's subjectPublicKeyInfo. */
+static int pkcs8_public_key(const unsigned char *der, size_t len, X509_PUBKEY **out,
+                            estca_reason *why)
 {
-    *out = NULL;
-    if (core == NULL || label == NULL || csr == NULL)
-        return estca_fail(why, ESTCA_E_INVALID, "core_issue: bad arguments");
-    /* While the token is being re-opened nothing can be signed: say so before any work. */
-    if (!hsm_token_available(core->token))
-        return estca_fail(why, ESTCA_E_UNAVAILABLE, "the token is unavailable; retry later");
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    EVP_PKEY *key = p8 != NULL ? EVP_PKCS82PKEY(p8) : NULL;
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    int ok = key != NULL && X509_PUBKEY_set(out, key) == 1;
+    EVP_PKEY_free(key);
+    if (!ok)
+        return estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot take the generated public key");
+    return ESTCA_OK;
+}
+
+static int generate_server_key(struct ca_core *core, struct server_key *key, estca_reason *why)
+{
+    int rc = hsm_keygen_device(core->token, key->algorithm, &key->pkcs8, &key->pkcs8_len, why);
+    if (rc != ESTCA_OK)
+        return rc == ESTCA_E_TOKEN ? ESTCA_E_UNAVAILABLE : rc;
+    return pkcs8_public_key(key->pkcs8, key->pkcs8_len, &key->public_key, why);
+}
+
+/* Everything a CSR must pass before an operator sees it or anything is signed. own_key: the
+ * certificate will be for the CSR's key, whose possession its signature proves; otherwise
+ * (serverkeygen) the CSR supplies only the names (RFC 7030 §4.4.1). */
+static int check_request(const struct core_label *label, X509_REQ *csr, bool own_key,
+                         struct requested_names *names, estca_reason *why)
+{
     int rc = ESTCA_OK;
-    if (generated_key == NULL) {
+    if (own_key) {
         rc = verify_signature(csr, why);
         if (rc == ESTCA_OK)
             rc = core_check_csr_key(csr, why);
@@ -248,44 +272,73 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
     }
     if (rc == ESTCA_OK)
         rc = profile_check_csr_extensions(csr, label->refuse_ca_request, why);
-    struct requested_names names = {0};
     if (rc == ESTCA_OK)
-        rc = requested_names(label, csr, &names, why);
+        rc = requested_names(label, csr, names, why);
+    return rc;
+}
+
+/* Signs and records the certificate for public_key; on failure nothing is left. */
+static int sign_and_record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                           const X509_PUBKEY *public_key, const struct requested_names *names,
+                           const char *requester, long replaces, X509 **out, estca_reason *why)
+{
+    int rc = sign_certificate(core, label, public_key, names, out, why);
+    /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
+    if (rc == ESTCA_OK)
+        rc = record(core, label, csr, requester, replaces, *out, why);
+    if (rc != ESTCA_OK) {
+        X509_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* The issuance path. server_key NULL: the certificate is for the CSR's own key, after proof of
+ * possession and the key policy. server_key set (serverkeygen): the token generates the key,
+ * only once the request is admitted (an operator's approval on labels with approval = manual),
+ * and the certificate is for it. */
+static int issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                 struct server_key *server_key, const char *requester, long replaces, X509 **out,
+                 estca_reason *why)
+{
+    *out = NULL;
+    if (core == NULL || label == NULL || csr == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "core_issue: bad arguments");
+    /* While the token is being re-opened nothing can be signed: say so before any work. */
+    if (!hsm_token_available(core->token))
+        return estca_fail(why, ESTCA_E_UNAVAILABLE, "the token is unavailable; retry later");
+    struct requested_names names = {0};
+    int rc = check_request(label, csr, server_key == NULL, &names, why);
     /* An operator approves only requests that passed every check above. */
     long request = 0;
-    if (rc == ESTCA_OK && label->manual_approval && generated_key != NULL) /* not offered yet */
-        rc = estca_fail(why, ESTCA_E_FORBIDDEN, "label %s: serverkeygen with approval = manual",
-                        label->name);
     if (rc == ESTCA_OK && label->manual_approval) {
-        rc = approval_admit(core, label, csr, requester, &request, out, why);
+        enum ledger_request_kind kind =
+            server_key != NULL ? LEDGER_REQUEST_SERVERKEYGEN : LEDGER_REQUEST_ENROLL;
+        rc = approval_admit(core, label, csr, requester, kind, &request, out, why);
         if (rc != ESTCA_OK || *out != NULL) {
             names_clear(&names);
             return rc;
         }
     }
-    X509 *certificate = NULL;
+    if (rc == ESTCA_OK && server_key != NULL)
+        rc = generate_server_key(core, server_key, why);
     if (rc == ESTCA_OK)
-        rc = sign_certificate(core, label,
-                              generated_key != NULL ? generated_key : X509_REQ_get_X509_PUBKEY(csr),
-                              &names, &certificate, why);
+        rc = sign_and_record(core, label, csr,
+                             server_key != NULL ? server_key->public_key
+                                                : X509_REQ_get_X509_PUBKEY(csr),
+                             &names, requester, replaces, out, why);
     names_clear(&names);
-    /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
-    if (rc == ESTCA_OK)
-        rc = record(core, label, csr, requester, replaces, certificate, why);
     if (request != 0) {
         estca_reason approval_why;
-        int completed = approval_complete(core, label, request, certificate, rc, &approval_why);
+        int completed = approval_complete(core, label, request, *out, rc, &approval_why);
         if (rc == ESTCA_OK && completed != ESTCA_OK) {
             rc = completed;
             *why = approval_why;
+            X509_free(*out);
+            *out = NULL;
         }
     }
-    if (rc != ESTCA_OK) {
-        X509_free(certificate);
-        return rc;
-    }
-    *out = certificate;
-    return ESTCA_OK;
+    return rc;
 }
 
 int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
@@ -333,31 +386,11 @@ static const char *serverkeygen_algorithm(const struct core_label *label, X509_R
     return "ec:P-256";
 }
 
-/* The public half of a PKCS#8 private key, as the certificate's subjectPublicKeyInfo. */
-static int pkcs8_public_key(const unsigned char *der, size_t len, X509_PUBKEY **out,
-                            estca_reason *why)
-{
-    const unsigned char *p = der;
-    PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
-    EVP_PKEY *key = p8 != NULL ? EVP_PKCS82PKEY(p8) : NULL;
-    PKCS8_PRIV_KEY_INFO_free(p8);
-    int ok = key != NULL && X509_PUBKEY_set(out, key) == 1;
-    EVP_PKEY_free(key);
-    if (!ok)
-        return estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot take the generated public key");
-    return ESTCA_OK;
-}
-
 int core_serverkeygen_offered(const struct core_label *label, estca_reason *why)
 {
     if (!label->serverkeygen)
         return estca_fail(why, ESTCA_E_FORBIDDEN,
                           "label %s does not allow server-side key generation", label->name);
-    if (label->manual_approval)
-        return estca_fail(why, ESTCA_E_FORBIDDEN,
-                          "label %s: server-side key generation is not offered with "
-                          "approval = manual",
-                          label->name);
     return ESTCA_OK;
 }
 
@@ -377,25 +410,15 @@ static int serverkeygen(struct ca_core *core, const struct core_label *label, X5
     int rc = core_serverkeygen_offered(label, why);
     if (rc != ESTCA_OK)
         return rc;
-    const char *algorithm = serverkeygen_algorithm(label, csr);
-    unsigned char *der = NULL;
-    size_t len = 0;
-    rc = hsm_keygen_device(core->token, algorithm, &der, &len, why);
-    if (rc != ESTCA_OK)
-        return rc == ESTCA_E_TOKEN ? ESTCA_E_UNAVAILABLE : rc;
-    X509_PUBKEY *public_key = NULL;
-    rc = pkcs8_public_key(der, len, &public_key, why);
-    X509 *certificate = NULL;
-    if (rc == ESTCA_OK)
-        rc = issue(core, label, csr, public_key, requester, 0, &certificate, why);
-    X509_PUBKEY_free(public_key);
+    struct server_key key = {.algorithm = serverkeygen_algorithm(label, csr)};
+    rc = issue(core, label, csr, &key, requester, 0, cert_out, why);
+    X509_PUBKEY_free(key.public_key);
     if (rc != ESTCA_OK) {
-        OPENSSL_clear_free(der, len);
+        OPENSSL_clear_free(key.pkcs8, key.pkcs8_len);
         return rc;
     }
-    *cert_out = certificate;
-    *pkcs8_out = der;
-    *pkcs8_len = len;
+    *pkcs8_out = key.pkcs8;
+    *pkcs8_len = key.pkcs8_len;
     return ESTCA_OK;
 }
 

@@ -80,11 +80,34 @@ enum ledger_request_status {
 struct ledger_request_state {
     long id;
     enum ledger_request_status status;
-    long certificate; /* ISSUED: the certificate's ledger id */
+    long certificate;    /* ISSUED: the certificate's ledger id */
+    bool same_requester; /* filed by the requester now asking (always true when just filed) */
 };
 
-/* Files csr_der under label as pending unless the same CSR (by SHA-256) is there already, and
- * tells its state. A client re-posting the identical CSR finds its request this way. */
+/* What an approval lets the client have: a certificate for the CSR's key (/simpleenroll,
+ * /simplereenroll), or a key the token generates and its certificate (/serverkeygen). The same
+ * CSR posted for both is two requests, so that an operator never approves one for the other. */
+enum ledger_request_kind {
+    LEDGER_REQUEST_ENROLL,
+    LEDGER_REQUEST_SERVERKEYGEN,
+};
+
+struct ledger_request_filing {
+    enum ledger_request_kind kind;
+    const char *label;
+    const unsigned char *csr_der;
+    size_t csr_der_len;
+    const X509_NAME *subject; /* NULL: not recorded */
+    const char *requester;
+};
+
+/* Files the CSR as pending unless the same CSR (by SHA-256) of the same kind is there under
+ * the label already, and tells its state. A client re-posting the identical CSR finds its
+ * request this way. */
+int ledger_request_submit(struct ledger *ledger, const struct ledger_request_filing *filing,
+                          struct ledger_request_state *out, estca_reason *why);
+
+/* ledger_request_submit of a LEDGER_REQUEST_ENROLL filing (kept for its callers). */
 int ledger_request_file(struct ledger *ledger, const char *label, const unsigned char *csr_der,
                         size_t csr_der_len, const X509_NAME *subject, const char *requester,
                         struct ledger_request_state *out, estca_reason *why);
@@ -107,7 +130,7 @@ int ledger_certificate_der(struct ledger *ledger, long certificate, unsigned cha
 
 struct ledger_request {
     long id;
-    const char *label;
+    const char *label; /* "LABEL/serverkeygen" for a LEDGER_REQUEST_SERVERKEYGEN request */
     const char *subject;
     const char *requester;
     const char *status;

@@ -1,10 +1,13 @@
 /* Requests waiting for an operator, in the ledger's requests table. The CSR's SHA-256 is the
  * request's identity within a label (RFC 7030 §4.2.3: the server keeps what it needs to
- * recognise the identical re-POST), so pending requests survive restarts. Each call is one
- * statement or one transaction under the ledger's lock; these are rare next to issuance, so
- * statements are prepared per call. */
+ * recognise the identical re-POST), so pending requests survive restarts. A serverkeygen
+ * request is filed under "LABEL/serverkeygen" in the label column: the schema's UNIQUE (label,
+ * csr_sha256) then keeps it apart from an enrollment of the same CSR, and the operator's
+ * listing shows what is being approved. Each call is one statement or one transaction under
+ * the ledger's lock; these are rare next to issuance, so statements are prepared per call. */
 #include "ledger_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,12 +39,19 @@ static int step_once(struct ledger *ledger, sqlite3_stmt *stmt, int *changes, es
     return ESTCA_OK;
 }
 
+/* Whether two requesters (either may be NULL) are the same. */
+static bool same_text(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
 static int select_state(struct ledger *ledger, const char *label, const char *hash,
-                        struct ledger_request_state *out, bool *found, estca_reason *why)
+                        const char *requester, struct ledger_request_state *out, bool *found,
+                        estca_reason *why)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = ledger_prepare(ledger,
-                            "SELECT id, status, certificate FROM requests"
+                            "SELECT id, status, certificate, requester FROM requests"
                             " WHERE label = ? AND csr_sha256 = ?",
                             &stmt, why);
     if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, label) != SQLITE_OK ||
@@ -52,6 +62,7 @@ static int select_state(struct ledger *ledger, const char *label, const char *ha
     if (rc == ESTCA_OK && step == SQLITE_ROW) {
         out->id = (long)sqlite3_column_int64(stmt, 0);
         out->certificate = (long)sqlite3_column_int64(stmt, 2);
+        out->same_requester = same_text((const char *)sqlite3_column_text(stmt, 3), requester);
         if (status_from_word((const char *)sqlite3_column_text(stmt, 1), &out->status) != ESTCA_OK)
             rc = estca_fail(why, ESTCA_E_LEDGER, "request %ld has an unknown status", out->id);
     } else if (rc == ESTCA_OK && step != SQLITE_DONE) {
@@ -86,33 +97,70 @@ static int insert_pending(struct ledger *ledger, const char *label, const char *
     return rc;
 }
 
+/* The label column of a filing (see the top of this file); caller frees. */
+static char *filed_label(const struct ledger_request_filing *filing)
+{
+    const char *suffix = filing->kind == LEDGER_REQUEST_SERVERKEYGEN ? "/serverkeygen" : "";
+    size_t len = strlen(filing->label) + strlen(suffix) + 1;
+    char *label = malloc(len);
+    if (label != NULL)
+        snprintf(label, len, "%s%s", filing->label, suffix);
+    return label;
+}
+
+/* Finds the filing's request or inserts it as pending; the lock is held. */
+static int find_or_insert(struct ledger *ledger, const struct ledger_request_filing *filing,
+                          const char *label, const char *hash, const char *subject,
+                          struct ledger_request_state *out, estca_reason *why)
+{
+    bool found = false;
+    int rc = select_state(ledger, label, hash, filing->requester, out, &found, why);
+    if (rc != ESTCA_OK || found)
+        return rc;
+    rc = insert_pending(ledger, label, hash, filing->csr_der, filing->csr_der_len, subject,
+                        filing->requester, why);
+    if (rc == ESTCA_OK)
+        *out = (struct ledger_request_state){.id = (long)sqlite3_last_insert_rowid(ledger->db),
+                                             .status = LEDGER_REQUEST_PENDING,
+                                             .same_requester = true};
+    return rc;
+}
+
+int ledger_request_submit(struct ledger *ledger, const struct ledger_request_filing *filing,
+                          struct ledger_request_state *out, estca_reason *why)
+{
+    if (ledger == NULL || filing == NULL || filing->label == NULL || filing->csr_der == NULL ||
+        out == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_request_submit: bad arguments");
+    char hash[LEDGER_SHA256_HEX_LEN];
+    if (ledger_sha256_hex(filing->csr_der, filing->csr_der_len, hash) != ESTCA_OK)
+        return estca_fail_openssl(why, ESTCA_E_CRYPTO, "SHA-256 of the CSR");
+    char *label = filed_label(filing);
+    char *subject = filing->subject != NULL ? ledger_subject_rfc2253(filing->subject) : NULL;
+    int rc = label != NULL ? ESTCA_OK : estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    if (rc == ESTCA_OK) {
+        pthread_mutex_lock(&ledger->lock);
+        rc = find_or_insert(ledger, filing, label, hash, subject, out, why);
+        pthread_mutex_unlock(&ledger->lock);
+    }
+    free(subject);
+    free(label);
+    return rc;
+}
+
 int ledger_request_file(struct ledger *ledger, const char *label, const unsigned char *csr_der,
                         size_t csr_der_len, const X509_NAME *subject, const char *requester,
                         struct ledger_request_state *out, estca_reason *why)
 {
-    if (ledger == NULL || label == NULL || csr_der == NULL || out == NULL)
-        return estca_fail(why, ESTCA_E_INVALID, "ledger_request_file: bad arguments");
-    char hash[LEDGER_SHA256_HEX_LEN];
-    char *subject_text = subject != NULL ? ledger_subject_rfc2253(subject) : NULL;
-    if (ledger_sha256_hex(csr_der, csr_der_len, hash) != ESTCA_OK) {
-        free(subject_text);
-        return estca_fail_openssl(why, ESTCA_E_CRYPTO, "SHA-256 of the CSR");
-    }
-    pthread_mutex_lock(&ledger->lock);
-    bool found = false;
-    int rc = select_state(ledger, label, hash, out, &found, why);
-    if (rc == ESTCA_OK && !found) {
-        rc =
-            insert_pending(ledger, label, hash, csr_der, csr_der_len, subject_text, requester, why);
-        if (rc == ESTCA_OK) {
-            out->id = (long)sqlite3_last_insert_rowid(ledger->db);
-            out->status = LEDGER_REQUEST_PENDING;
-            out->certificate = 0;
-        }
-    }
-    pthread_mutex_unlock(&ledger->lock);
-    free(subject_text);
-    return rc;
+    struct ledger_request_filing filing = {
+        .kind = LEDGER_REQUEST_ENROLL,
+        .label = label,
+        .csr_der = csr_der,
+        .csr_der_len = csr_der_len,
+        .subject = subject,
+        .requester = requester,
+    };
+    return ledger_request_submit(ledger, &filing, out, why);
 }
 
 /* UPDATE ... WHERE id = ? AND status = from; ESTCA_E_NOT_FOUND / ESTCA_E_INVALID when nothing

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Manual approval (RFC 7030 §4.2.3): 202 + Retry-After until an operator decides with estca;
 # the identical CSR re-posted then gets its certificate (the same one every time), or 403 when
-# rejected. Pending requests survive a restart; strongSwan pki polls through it.
+# rejected. Pending requests survive a restart; strongSwan pki polls through it. /serverkeygen
+# on the same label (§4.4) waits for approval too; then the requester who filed it, and only
+# it, gets a key the token generates and its certificate, once: the key is not kept, so a
+# re-post after delivery is 403. The same CSR on /simpleenroll is a request of its own.
 . "$(dirname "$0")/lib.sh"
 provision
-printf 'approval = manual\nretry_after = 1\n' >> "$T/ca/estca.conf" # [label:default] is last
+# [label:default] is last.
+printf 'approval = manual\nretry_after = 1\nserverkeygen = yes\n' >> "$T/ca/estca.conf"
+OTHER_CREDENTIALS="other:$(openssl rand -hex 12)"
+printf '%s\n' "${OTHER_CREDENTIALS#*:}" | "$ESTCA" user add --users-file "$T/ca/users" other >/dev/null
 start_estcad
 conf=(--config "$T/ca/estca.conf")
 post() { # csr-name -> status
@@ -54,6 +60,80 @@ make_csr garbage
 printf 'not a CSR' > "$T/garbage.b64"
 code=$(post garbage)
 check "a bad CSR is refused at once, never filed: 400 (got $code)" [ "$code" = 400 ]
+
+# ---- /serverkeygen with approval = manual ----
+skg() { # csr-name credentials -> status; body in $T/body, headers in $T/headers
+    http_status POST /serverkeygen -H "Content-Type: application/pkcs10" --user "$2" \
+        --data-binary @"$T/$1.b64"
+}
+certificates() { sqlite3 "$T/ca/ledger.sqlite" 'SELECT COUNT(*) FROM certificates'; }
+request_id() { # status label-column common-name -> the request's id
+    "$ESTCA" request list "${conf[@]}" |
+        awk -v s="$1" -v l="$2" -v cn="(^|,)CN=$3(,|\$)" '$2 == s && $4 == l && $6 ~ cn {print $1}'
+}
+# split_parts: the parts of the multipart/mixed answer in $T/body as $T/part.N, headers $T/part.N.h
+split_parts() {
+    local boundary
+    boundary=$(tr -d '\r' < "$T/headers" | sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; *boundary=\(.*\)$/\1/p')
+    [ -n "$boundary" ] || return 1
+    rm -f "$T"/part.*
+    tr -d '\r' < "$T/body" | awk -v b="--$boundary" -v out="$T/part" '
+        $0 == b "--" { part = 0; next }
+        $0 == b { n++; part = n; hdr = 1; next }
+        part && hdr && $0 == "" { hdr = 0; next }
+        part && hdr { print > (out "." part ".h"); next }
+        part { print > (out "." part) }'
+}
+
+make_csr skg
+before=$(certificates)
+code=$(skg skg "$CREDENTIALS")
+check "serverkeygen on a label with approval = manual: 202, not 403 (got $code)" [ "$code" = 202 ]
+check "serverkeygen's 202 carries Retry-After in integer seconds" grep -qix 'retry-after: 1' <(tr -d '\r' < "$T/headers")
+check "... and nothing is issued yet" [ "$(certificates)" = "$before" ]
+skg_id=$(request_id pending default/serverkeygen skg)
+check "estca request list shows it pending under default/serverkeygen" [ -n "$skg_id" ]
+code=$(post skg)
+check "the same CSR on /simpleenroll: 202 (got $code)" [ "$code" = 202 ]
+enroll_id=$(request_id pending default skg)
+distinct() { [ -n "$enroll_id" ] && [ "$enroll_id" != "$skg_id" ]; }
+check "... as a request of its own ($enroll_id, not $skg_id)" distinct
+code=$(skg skg "$OTHER_CREDENTIALS")
+check "another user re-posting the CSR to /serverkeygen: 403 (got $code)" [ "$code" = 403 ]
+check "... saying that only the requester may collect the key" grep -q 'filed by another requester' "$T/body"
+
+check "the operator approves it" "$ESTCA" request approve "${conf[@]}" "$skg_id"
+code=$(skg skg "$OTHER_CREDENTIALS")
+check "approved: another user still gets 403, not the key (got $code)" [ "$code" = 403 ]
+code=$(skg skg "$CREDENTIALS")
+check "approved: the identical CSR from its requester gets 200 (got $code)" [ "$code" = 200 ]
+two_parts() { split_parts && [ -s "$T/part.1" ] && [ -s "$T/part.2" ]; }
+check "multipart/mixed, two parts" two_parts
+check "part 1 is the key, application/pkcs8" grep -qi '^content-type: application/pkcs8$' "$T/part.1.h"
+check "part 2 is certs-only" grep -qi '^content-type: application/pkcs7-mime; smime-type=certs-only$' "$T/part.2.h"
+base64 -d "$T/part.1" > "$T/skg-key.der" 2>/dev/null || true
+base64 -d "$T/part.2" 2>/dev/null | openssl pkcs7 -inform DER -print_certs -out "$T/skg.pem" 2>/dev/null || true
+check "the key is PKCS#8" openssl pkcs8 -inform DER -nocrypt -in "$T/skg-key.der" -out /dev/null
+check "the certificate verifies" openssl verify -CAfile "$T/ca/ca-chain.pem" "$T/skg.pem"
+check "the certificate is for the generated key" \
+    cmp <(openssl pkey -inform DER -in "$T/skg-key.der" -pubout 2>/dev/null) <(openssl x509 -in "$T/skg.pem" -noout -pubkey)
+check "not for the CSR's key" bash -c "! cmp -s <(openssl pkey -in '$T/skg.key' -pubout) <(openssl x509 -in '$T/skg.pem' -noout -pubkey)"
+check "one certificate issued" [ "$(certificates)" = $((before + 1)) ]
+check "the request is marked issued" [ -n "$(request_id issued default/serverkeygen skg)" ]
+code=$(skg skg "$CREDENTIALS")
+check "re-posting after delivery: 403, the key is not kept (got $code)" [ "$code" = 403 ]
+check "... saying so" grep -q 'was delivered' "$T/body"
+check "... and nothing more was issued" [ "$(certificates)" = $((before + 1)) ]
+code=$(post skg)
+check "the /simpleenroll request of the same CSR is still pending: 202 (got $code)" [ "$code" = 202 ]
+
+make_csr skg-refused
+skg skg-refused "$CREDENTIALS" >/dev/null
+check "the operator rejects it" "$ESTCA" request reject "${conf[@]}" "$(request_id pending default/serverkeygen skg-refused)"
+code=$(skg skg-refused "$CREDENTIALS")
+check "a rejected serverkeygen request: 403 (got $code)" [ "$code" = 403 ]
+check "... as rejected" grep -q 'rejected by an operator' "$T/body"
+check "... and nothing was issued" [ "$(certificates)" = $((before + 1)) ]
 
 # strongSwan pki polls (--interval) until an operator approves.
 cd "$T"

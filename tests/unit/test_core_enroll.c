@@ -603,15 +603,18 @@ Test(core_open, serverkeygen_needs_the_label_setting)
     EVP_PKEY_free(csr_key);
 }
 
-Test(core_open, serverkeygen_refused_with_manual_approval)
+/* With approval = manual the first request waits for an operator, and no key is made yet
+ * (test_approval.sh drives the approval and the delivery). */
+Test(core_open, serverkeygen_waits_for_manual_approval)
 {
     config->labels[0].serverkeygen = 1;
     config->labels[0].manual_approval = 1;
     open_core();
     EVP_PKEY *csr_key = EVP_EC_gen("P-256"), *key = NULL;
     estca_reason why = {{0}};
-    cr_expect_eq(serverkeygen(csr_key, csr_key, &key, &why), ESTCA_E_FORBIDDEN);
-    cr_expect_not_null(strstr(why.text, "approval = manual"), "%s", why.text);
+    cr_expect_eq(serverkeygen(csr_key, csr_key, &key, &why), ESTCA_E_PENDING);
+    cr_expect_not_null(strstr(why.text, "waiting for an operator's approval"), "%s", why.text);
+    cr_expect_null(key);
     cr_expect_eq(ledger_count(), 0);
     EVP_PKEY_free(csr_key);
 }
