@@ -49,7 +49,8 @@ check "serials differ" [ -n "$serial2" ] && [ "$serial2" != "$serial" ]
 # The listener: TLS 1.2 and 1.3 accepted, TLS 1.1 refused.
 check "TLS 1.2 handshake" curl -sS -o /dev/null --tlsv1.2 --tls-max 1.2 --cacert "$T/ca/tls-ca.pem" "$URL/cacerts"
 check "TLS 1.3 handshake" curl -sS -o /dev/null --tlsv1.3 --cacert "$T/ca/tls-ca.pem" "$URL/cacerts"
-check "TLS 1.1 refused" bash -c "! openssl s_client -connect 127.0.0.1:$PORT -tls1_1 </dev/null >/dev/null 2>&1"
+# TLS 1.1 and older: test_conformance_tls.sh (an OpenSSL 3 client refuses TLS 1.1 on its own,
+# so only a probe at SECLEVEL=0 that sees the server's alert shows anything).
 
 # The CA keys live on the token: sensitive, never extractable. The only key material outside
 # the token is the TLS listener's key file (provision.sh's default), and only root reads it.

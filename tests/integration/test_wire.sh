@@ -6,6 +6,7 @@
 provision
 start_estcad
 make_csr wire
+not() { ! "$@"; }
 
 for path in /cacerts /nosuchop; do
     http_status GET "$path" >/dev/null
@@ -30,8 +31,19 @@ check "keep-alive: both enrollments answered with a certificate" \
 check "responses are one base64 line" [ "$(wc -l < "$T/ka1")" -eq 0 ]
 
 code=$(http_status POST /simpleenroll -H "Content-Type: application/pkcs10" -H "Expect: 100-continue" \
-    --user "$CREDENTIALS" --data-binary @"$T/wire.b64")
+    --user "$CREDENTIALS" --data-binary @"$T/wire.b64" -v 2>"$T/expect.log")
 check "Expect: 100-continue is answered (got $code)" [ "$code" = 200 ]
+# curl waits a second for the interim answer and then sends the body anyway ("Done waiting"):
+# a 200 alone would not show that the server answered the expectation.
+check "... with an interim 100 Continue" grep -q '^< HTTP/1.1 100 Continue' "$T/expect.log"
+check "... before curl stopped waiting for it" not grep -q 'Done waiting for 100-continue' "$T/expect.log"
+# A body over max_body announced with the expectation: 413 straight away, no 100 Continue.
+head -c 2000000 /dev/zero | tr '\0' 'A' > "$T/big.b64"
+code=$(http_status POST /simpleenroll -H "Content-Type: application/pkcs10" -H "Expect: 100-continue" \
+    --user "$CREDENTIALS" --data-binary @"$T/big.b64" -v 2>"$T/expect-big.log")
+check "Expect: 100-continue with a 2 MB body: 413 (got $code)" [ "$code" = 413 ]
+check "... without 100 Continue" not grep -q '^< HTTP/1.1 100 Continue' "$T/expect-big.log"
+check "... before curl stopped waiting" not grep -q 'Done waiting for 100-continue' "$T/expect-big.log"
 
 # The same appliance on the IPv6 loopback.
 stop_estcad
