@@ -51,9 +51,10 @@ struct credentials {
  * Two at a time keep both cores busy and memory bounded; the rest wait their turn. */
 #define HASHING_SLOTS 2
 
+/* The empty name is a name: RFC 7030 §3.2.3 lets a client send a password alone. */
 static bool is_valid_user(const char *user)
 {
-    return user != NULL && user[0] != '\0' && strpbrk(user, ":\r\n") == NULL;
+    return user != NULL && strpbrk(user, ":\r\n") == NULL;
 }
 
 /* Anything crypt understands starts with '$'; a plain-text password does not (usually), and
@@ -154,7 +155,7 @@ static int parse_line(struct credentials *credentials, char *line, const char *p
     *colon = '\0';
     const char *user = line, *hash = colon + 1;
     if (!is_valid_user(user))
-        return estca_fail(why, ESTCA_E_CONFIG, "%s:%ld: empty user name", path, number);
+        return estca_fail(why, ESTCA_E_CONFIG, "%s:%ld: bad user name", path, number);
     if (!is_valid_hash(hash))
         return estca_fail(why, ESTCA_E_CONFIG,
                           "%s:%ld: user %s: not a password hash (use estca user add)", path, number,

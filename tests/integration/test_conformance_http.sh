@@ -115,8 +115,8 @@ done
 code=$(http_status POST /serverkeygen -H "Content-Type: application/pkcs10" --user "$DEMO_USER:wrong" \
     --data-binary @"$T/dev.b64")
 check "/serverkeygen with a wrong password is 401 (got $code)" [ "$code" = 401 ]
-# §3.2.3: a client may send the empty user name with a password. No such user can exist here
-# (estca user add refuses it: see CONFORMANCE.md), but the credentials are read as such.
+# §3.2.3: a client may send the empty user name with a password. Unknown here yet: 401; the
+# user "" is added at the end, and then enrolls.
 code=$(http_status POST /simpleenroll -H "Content-Type: application/pkcs10" --user ":$(openssl rand -hex 8)" \
     --data-binary @"$T/dev.b64")
 check "an empty user name with a password is 401, not 400 (got $code)" [ "$code" = 401 ]
@@ -217,5 +217,12 @@ code=$(http_status POST /simpleenroll "${enroll[@]}" --data-binary @"$T/dev.b64"
 check "still enrolling afterwards (got $code)" [ "$code" = 200 ]
 check "estcad is alive" kill -0 "$ESTCAD_PID"
 
+stop_estcad
+nameless=$(openssl rand -hex 12)
+printf '%s\n' "$nameless" | "$ESTCA" user add --users-file "$T/ca/users" "" >/dev/null
+start_estcad
+code=$(http_status POST /simpleenroll -H "Content-Type: application/pkcs10" --user ":$nameless" \
+    --data-binary @"$T/dev.b64")
+check "the user \"\" with its password enrolls (got $code)" [ "$code" = 200 ]
 stop_estcad
 finish

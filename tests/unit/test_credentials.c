@@ -174,7 +174,8 @@ Test(credentials, loose_mode_refused)
 
 Test(credentials, malformed_files_refused)
 {
-    const char *bad[] = {"alice\n", ":$y$abc\n", "alice:plaintext\n", "alice:$y$a\nalice:$y$b\n"};
+    const char *bad[] = {"alice\n", "alice:plaintext\n", ":plaintext\n",
+                         "alice:$y$a\nalice:$y$b\n"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         write_users(bad[i], 0600);
         struct credentials *credentials = NULL;
@@ -233,7 +234,6 @@ Test(credentials, file_set_refuses_bad_names)
     cr_assert_eq(credentials_hash("pw", hash, sizeof hash, NULL), ESTCA_OK);
     cr_expect_eq(credentials_file_set(users, "a:b", hash, NULL), ESTCA_E_INVALID);
     cr_expect_eq(credentials_file_set(users, "a\nb", hash, NULL), ESTCA_E_INVALID);
-    cr_expect_eq(credentials_file_set(users, "", hash, NULL), ESTCA_E_INVALID);
     cr_expect_eq(credentials_file_set(users, "alice", "plain", NULL), ESTCA_E_INVALID);
     cr_expect_eq(access(users, F_OK), -1, "nothing written");
 }
@@ -260,4 +260,14 @@ Test(credentials, file_remove_drops_only_that_user)
     cr_expect_gt(fread(text, 1, sizeof text - 1, file), 0u);
     fclose(file);
     cr_expect_not_null(strstr(text, "# operators\n"), "comments survive: %s", text);
+}
+
+/* RFC 7030 §3.2.3: a client may authenticate with a password and an empty user name. */
+Test(credentials, the_empty_user_name_is_a_user)
+{
+    set_user("", "nameless password");
+    struct credentials *c = load();
+    cr_expect_eq(credentials_check(c, "", "nameless password"), ESTCA_OK);
+    cr_expect_eq(credentials_check(c, "", "wrong"), ESTCA_E_AUTH);
+    credentials_free(c);
 }
