@@ -92,6 +92,22 @@ pem_bundle_contains() {
         grep -qxF "$want"
 }
 
+# split_multipart HEADERS BODY OUT: the parts of the multipart/mixed answer whose headers and
+# body curl saved in HEADERS and BODY, as $T/OUT.1, $T/OUT.2 ..., each part's headers as
+# $T/OUT.N.h. Fails when the answer names no boundary.
+split_multipart() {
+    local boundary
+    boundary=$(tr -d '\r' < "$1" | sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; *boundary=\(.*\)$/\1/p')
+    [ -n "$boundary" ] || return 1
+    rm -f "$T/$3".[0-9]*
+    tr -d '\r' < "$2" | awk -v b="--$boundary" -v out="$T/$3" '
+        $0 == b "--" { part = 0; next }
+        $0 == b { n++; part = n; hdr = 1; next }
+        part && hdr && $0 == "" { hdr = 0; next }
+        part && hdr { print > (out "." part ".h"); next }
+        part { print > (out "." part) }'
+}
+
 # check_no_secrets: no secret of the provisioned appliance (token PIN, SO PIN, the demo user's
 # password) is in any log this test produced, nor in a file others may read, nor in the
 # command line of a running estcad. finish runs it for every test that provisioned.

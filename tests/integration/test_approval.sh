@@ -71,19 +71,6 @@ request_id() { # status label-column common-name -> the request's id
     "$ESTCA" request list "${conf[@]}" |
         awk -v s="$1" -v l="$2" -v cn="(^|,)CN=$3(,|\$)" '$2 == s && $4 == l && $6 ~ cn {print $1}'
 }
-# split_parts: the parts of the multipart/mixed answer in $T/body as $T/part.N, headers $T/part.N.h
-split_parts() {
-    local boundary
-    boundary=$(tr -d '\r' < "$T/headers" | sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; *boundary=\(.*\)$/\1/p')
-    [ -n "$boundary" ] || return 1
-    rm -f "$T"/part.*
-    tr -d '\r' < "$T/body" | awk -v b="--$boundary" -v out="$T/part" '
-        $0 == b "--" { part = 0; next }
-        $0 == b { n++; part = n; hdr = 1; next }
-        part && hdr && $0 == "" { hdr = 0; next }
-        part && hdr { print > (out "." part ".h"); next }
-        part { print > (out "." part) }'
-}
 
 make_csr skg
 before=$(certificates)
@@ -107,7 +94,7 @@ code=$(skg skg "$OTHER_CREDENTIALS")
 check "approved: another user still gets 403, not the key (got $code)" [ "$code" = 403 ]
 code=$(skg skg "$CREDENTIALS")
 check "approved: the identical CSR from its requester gets 200 (got $code)" [ "$code" = 200 ]
-two_parts() { split_parts && [ -s "$T/part.1" ] && [ -s "$T/part.2" ]; }
+two_parts() { split_multipart "$T/headers" "$T/body" part && [ -s "$T/part.1" ] && [ -s "$T/part.2" ]; }
 check "multipart/mixed, two parts" two_parts
 check "part 1 is the key, application/pkcs8" grep -qi '^content-type: application/pkcs8$' "$T/part.1.h"
 check "part 2 is certs-only" grep -qi '^content-type: application/pkcs7-mime; smime-type=certs-only$' "$T/part.2.h"

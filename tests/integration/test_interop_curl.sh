@@ -27,19 +27,7 @@ serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 chains() { openssl verify -CAfile "$T/ca/root-ca.pem" -untrusted "$1" "$2" >/dev/null; }
 same_key() { cmp -s <(openssl pkey -in "$1" -pubout) <(openssl x509 -in "$2" -noout -pubkey); }
 not() { ! "$@"; }
-# split_parts NAME: the parts of the multipart/mixed answer as $T/NAME.N, headers $T/NAME.N.h
-split_parts() {
-    local boundary
-    boundary=$(tr -d '\r' < "$T/headers" | sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; *boundary=\(.*\)$/\1/p')
-    [ -n "$boundary" ] || return 1
-    tr -d '\r' < "$T/body" | awk -v b="--$boundary" -v out="$T/$1" '
-        $0 == b "--" { part = 0; next }
-        $0 == b { n++; part = n; hdr = 1; next }
-        part && hdr && $0 == "" { hdr = 0; next }
-        part && hdr { print > (out "." part ".h"); next }
-        part { print > (out "." part) }'
-    [ -s "$T/$1.1" ] && [ -s "$T/$1.2" ]
-}
+two_parts() { split_multipart "$T/headers" "$T/body" "$1" && [ -s "$T/$1.1" ] && [ -s "$T/$1.2" ]; }
 
 for prefix in "" /devices; do
     label=${prefix#/}
@@ -100,7 +88,7 @@ for prefix in "" /devices; do
     code=$(http_status POST "$prefix/serverkeygen" -H "Content-Type: application/pkcs10" --user "$CREDENTIALS" \
         --data-binary @"$T/$name-skg.b64")
     check "$say POST serverkeygen: 200 (got $code)" [ "$code" = 200 ]
-    check "$say serverkeygen: multipart/mixed in two parts" split_parts "$name-skg"
+    check "$say serverkeygen: multipart/mixed in two parts" two_parts "$name-skg"
     check "$say serverkeygen: part 1 application/pkcs8" grep -qix 'content-type: application/pkcs8' "$T/$name-skg.1.h"
     check "$say serverkeygen: part 2 certs-only" \
         grep -qix 'content-type: application/pkcs7-mime; smime-type=certs-only' "$T/$name-skg.2.h"

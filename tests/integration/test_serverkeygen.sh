@@ -30,19 +30,6 @@ serverkeygen() {
         -H "Content-Type: application/pkcs10" --data-binary @"$T/$2.b64" "${@:3}" "$URL$1" || true
 }
 
-# split_multipart OUT: the parts' contents of $T/skg.body as $T/OUT.1, $T/OUT.2 ..., their
-# headers as $T/OUT.1.h ...
-split_multipart() {
-    local boundary
-    boundary=$(tr -d '\r' < "$T/skg.headers" | sed -n 's/^[Cc]ontent-[Tt]ype: multipart\/mixed; *boundary=\(.*\)$/\1/p')
-    [ -n "$boundary" ] || return 1
-    tr -d '\r' < "$T/skg.body" | awk -v b="--$boundary" -v out="$T/$1" '
-        $0 == b "--" { part = 0; next }
-        $0 == b { n++; part = n; hdr = 1; next }
-        part && hdr && $0 == "" { hdr = 0; next }
-        part && hdr { print > (out "." part ".h"); next }
-        part { print > (out "." part) }'
-}
 
 # An RSA CSR under the default label: the generated key follows the CSR's type and size.
 openssl req -new -newkey rsa:2048 -nodes -keyout "$T/dev1.key" -subj "/CN=dev1/O=Test" \
@@ -51,7 +38,7 @@ base64 -w0 "$T/dev1.der" > "$T/dev1.b64"
 code=$(serverkeygen /serverkeygen dev1 --user "$CREDENTIALS")
 check "POST /serverkeygen is 200 (got $code)" [ "$code" = 200 ]
 check "multipart/mixed with a boundary" grep -qiE '^content-type: multipart/mixed; boundary=[0-9a-f]{32}' "$T/skg.headers"
-check "the body splits into two parts" split_multipart dev1
+check "the body splits into two parts" split_multipart "$T/skg.headers" "$T/skg.body" dev1
 check "part 1 is application/pkcs8" grep -qi '^content-type: application/pkcs8$' "$T/dev1.1.h"
 check "part 2 is certs-only" grep -qi '^content-type: application/pkcs7-mime; smime-type=certs-only$' "$T/dev1.2.h"
 check "the key part is one base64 line" [ "$(wc -l < "$T/dev1.1")" -eq 1 ]
@@ -83,7 +70,7 @@ check "the certificate is in the ledger, byte for byte" [ "$der_hex" = "$ledger_
 make_csr dev2
 code=$(serverkeygen /default/serverkeygen dev2 --user "$CREDENTIALS")
 check "POST /default/serverkeygen is 200 (got $code)" [ "$code" = 200 ]
-split_multipart dev2 || true
+split_multipart "$T/skg.headers" "$T/skg.body" dev2 || true
 base64 -d "$T/dev2.1" > "$T/dev2-new.der" 2>/dev/null || true
 check "EC CSR: the key is EC P-256" bash -c "openssl pkey -inform DER -in '$T/dev2-new.der' -noout -text | grep -q 'NIST CURVE: P-256'"
 base64 -d "$T/dev2.2" | openssl pkcs7 -inform DER -print_certs -out "$T/dev2.pem" 2>/dev/null || true
@@ -157,7 +144,7 @@ cert_count() { "$ESTCA" cert list --ledger "$T/ca/ledger.sqlite" --json | grep -
 # SignedData by the issuing CA of a key package holding the key of the certificate part.
 check_encrypted_key() {
     local name=$1 client=$2 kind=$3
-    split_multipart "$name" || true
+    split_multipart "$T/skg.headers" "$T/skg.body" "$name" || true
     check "$name: part 1 is server-generated-key" \
         grep -qi '^content-type: application/pkcs7-mime; smime-type=server-generated-key$' "$T/$name.1.h"
     check "$name: part 2 is certs-only" grep -qi '^content-type: application/pkcs7-mime; smime-type=certs-only$' "$T/$name.2.h"
@@ -234,7 +221,7 @@ check "RSA client: the generated key is RSA 2048" \
 # A client certificate but no identifier: the key comes as plain PKCS#8, as before.
 code=$(serverkeygen /serverkeygen dev2 --user "$CREDENTIALS" --cert "$T/ecclient.pem" --key "$T/ecclient.key")
 check "no identifier: 200 (got $code)" [ "$code" = 200 ]
-split_multipart plain-with-cert || true
+split_multipart "$T/skg.headers" "$T/skg.body" plain-with-cert || true
 check "no identifier: part 1 is application/pkcs8" grep -qi '^content-type: application/pkcs8$' "$T/plain-with-cert.1.h"
 
 # Keys the server lacks: 400 with the reason, and no certificate issued.
