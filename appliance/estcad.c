@@ -158,6 +158,21 @@ static void stop(struct daemon_state *state)
     config_free(state->config);
 }
 
+/* SIGHUP: the users file again, so that estca user add|passwd|del take effect without a
+ * restart. (The rest of the configuration is read at start only.) */
+static void reload(struct daemon_state *state)
+{
+    estca_reason why = {{0}};
+    int rc = core_reload_credentials(state->core, &why);
+    if (rc == ESTCA_OK)
+        fprintf(stderr, "event=reloaded what=users\n");
+    else
+        fprintf(stderr, "event=reload-failed what=users status=%s reason=\"%s\"\n",
+                estca_status_name(rc), why.text);
+    audit_note(state, rc == ESTCA_OK ? "users-reloaded" : "users-reload-failed",
+               rc == ESTCA_OK ? "" : why.text);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -194,6 +209,7 @@ int main(int argc, char **argv)
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -212,7 +228,8 @@ int main(int argc, char **argv)
             state.config->threads, state.config->token_sessions);
 
     int received = 0;
-    sigwait(&signals, &received);
+    while (sigwait(&signals, &received) == 0 && received == SIGHUP)
+        reload(&state);
     fprintf(stderr, "event=stopping signal=%s\n", received == SIGINT ? "SIGINT" : "SIGTERM");
     stop(&state);
     fprintf(stderr, "event=stopped\n");
