@@ -2,6 +2,7 @@
  * "prev" is the hex SHA-256 of the bytes of the line before it (without the newline), all
  * zeros for the first. A checkpoint line signs "estca-audit-checkpoint seq=<seq> prev=<prev>". */
 #include "audit.h"
+#include "audit_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_OCTETS 32
-#define HASH_HEX (2 * HASH_OCTETS + 1)
 /* Longer lines are never written; reading back the tail looks at most this far. */
 #define MAX_LINE 16384
 
@@ -32,22 +31,27 @@ struct audit_log {
     bool head_known;
     off_t end;
     unsigned long seq;
-    char prev[HASH_HEX];
+    char prev[AUDIT_HASH_HEX];
 };
 
-static void hex_hash(const unsigned char *data, size_t len, char out[HASH_HEX])
+void audit_line_hash(const char *line, size_t len, char out[AUDIT_HASH_HEX])
 {
-    unsigned char digest[HASH_OCTETS];
+    unsigned char digest[32];
     unsigned int n = 0;
-    EVP_Digest(data, len, digest, &n, EVP_sha256(), NULL);
-    for (size_t i = 0; i < HASH_OCTETS; i++)
+    EVP_Digest(line, len, digest, &n, EVP_sha256(), NULL);
+    for (size_t i = 0; i < sizeof digest; i++)
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
 
-static void zero_hash(char out[HASH_HEX])
+void audit_genesis_hash(char out[AUDIT_HASH_HEX])
 {
-    memset(out, '0', HASH_HEX - 1);
-    out[HASH_HEX - 1] = '\0';
+    memset(out, '0', AUDIT_HASH_HEX - 1);
+    out[AUDIT_HASH_HEX - 1] = '\0';
+}
+
+void audit_checkpoint_message(unsigned long seq, const char *prev, char *out, size_t cap)
+{
+    snprintf(out, cap, "estca-audit-checkpoint seq=%lu prev=%s", seq, prev);
 }
 
 static unsigned long line_seq(const char *line, size_t len)
@@ -69,7 +73,7 @@ static int load_head(struct audit_log *log, estca_reason *why)
     if (log->head_known && st.st_size == log->end)
         return ESTCA_OK;
     log->seq = 0;
-    zero_hash(log->prev);
+    audit_genesis_hash(log->prev);
     if (st.st_size == 0) {
         log->end = 0;
         log->head_known = true;
@@ -93,7 +97,7 @@ static int load_head(struct audit_log *log, estca_reason *why)
     size_t start = stop;
     while (start > 0 && buf[start - 1] != '\n')
         start--;
-    hex_hash((unsigned char *)buf + start, stop - start, log->prev);
+    audit_line_hash(buf + start, stop - start, log->prev);
     log->seq = line_seq(buf + start, stop - start);
     free(buf);
     log->end = st.st_size + (terminated ? 0 : 1);
@@ -145,7 +149,7 @@ static int write_line(struct audit_log *log, char *text, estca_reason *why)
         return estca_fail(why, ESTCA_E_IO, "audit log: %s",
                           n < 0 ? strerror(errno) : "short write");
     }
-    hex_hash((unsigned char *)text, len, log->prev);
+    audit_line_hash(text, len, log->prev);
     log->seq++;
     log->end += (off_t)(len + 1);
     return ESTCA_OK;
@@ -167,11 +171,6 @@ static int append_locked(struct audit_log *log, const char *event, json_t *field
     return rc;
 }
 
-static void checkpoint_message(unsigned long seq, const char *prev, char *out, size_t cap)
-{
-    snprintf(out, cap, "estca-audit-checkpoint seq=%lu prev=%s", seq, prev);
-}
-
 /* Under the flock: the chain head is current, so the signature covers the real last line. */
 static int checkpoint_locked(struct audit_log *log, estca_reason *why)
 {
@@ -179,7 +178,7 @@ static int checkpoint_locked(struct audit_log *log, estca_reason *why)
         return estca_fail(why, ESTCA_E_IO, "audit log lock: %s", strerror(errno));
     int rc = load_head(log, why);
     char message[128];
-    checkpoint_message(log->seq + 1, log->prev, message, sizeof message);
+    audit_checkpoint_message(log->seq + 1, log->prev, message, sizeof message);
     unsigned char signature[1024];
     size_t sig_len = sizeof signature;
     EVP_MD_CTX *ctx = rc == ESTCA_OK ? EVP_MD_CTX_new() : NULL;

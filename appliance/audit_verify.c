@@ -1,22 +1,12 @@
 /* Checking an audit log (audit.h): the chain line by line, and each checkpoint's signature. */
 #include "audit.h"
+#include "audit_internal.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define HASH_HEX 65
-
-static void hex_hash(const char *line, size_t len, char out[HASH_HEX])
-{
-    unsigned char digest[32];
-    unsigned int n = 0;
-    EVP_Digest(line, len, digest, &n, EVP_sha256(), NULL);
-    for (size_t i = 0; i < sizeof digest; i++)
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
-}
 
 static int check_signature(json_t *line, unsigned long number, EVP_PKEY *key, estca_reason *why)
 {
@@ -32,7 +22,7 @@ static int check_signature(json_t *line, unsigned long number, EVP_PKEY *key, es
     for (const char *p = encoded + strlen(encoded); len > 0 && p > encoded && p[-1] == '='; p--)
         len--;
     char message[128];
-    snprintf(message, sizeof message, "estca-audit-checkpoint seq=%lu prev=%s", number, prev);
+    audit_checkpoint_message(number, prev, message, sizeof message);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int ok =
         len > 0 && ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
@@ -80,9 +70,8 @@ int audit_verify(const char *path, EVP_PKEY *public_key, struct audit_verificati
     FILE *file = fopen(path, "re");
     if (file == NULL)
         return estca_fail(why, ESTCA_E_NOT_FOUND, "cannot open %s", path);
-    char prev[HASH_HEX];
-    memset(prev, '0', HASH_HEX - 1);
-    prev[HASH_HEX - 1] = '\0';
+    char prev[AUDIT_HASH_HEX];
+    audit_genesis_hash(prev);
     char *text = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -95,7 +84,7 @@ int audit_verify(const char *path, EVP_PKEY *public_key, struct audit_verificati
         }
         bool checkpoint = false;
         rc = check_line(text, (size_t)n - 1, out->lines, prev, public_key, &checkpoint, why);
-        hex_hash(text, (size_t)n - 1, prev);
+        audit_line_hash(text, (size_t)n - 1, prev);
         if (checkpoint) {
             out->checkpoints++;
             out->unsigned_tail = 0;
