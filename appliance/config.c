@@ -704,3 +704,11 @@ const struct config_label *config_find_label(const struct estca_config *config, 
     }
     return NULL;
 }
+
+const struct config_ca *config_audit_signer(const struct estca_config *config)
+{
+    if (config->audit_signer != NULL)
+        return config_find_ca(config, config->audit_signer);
+    const struct config_label *label = config_find_label(config, config->default_label);
+    return label != NULL ? config_find_ca(config, label->ca_name) : NULL;
+}

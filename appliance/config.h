@@ -140,4 +140,8 @@ void config_free(struct estca_config *config);
 const struct config_ca *config_find_ca(const struct estca_config *config, const char *name);
 const struct config_label *config_find_label(const struct estca_config *config, const char *name);
 
+/* The CA whose key signs the audit log's checkpoints: [audit] signer, else the default
+ * label's CA. */
+const struct config_ca *config_audit_signer(const struct estca_config *config);
+
 #endif

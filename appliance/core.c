@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct ca_instance *find_ca(const struct ca_core *core, const char *name)
+const struct ca_instance *core_find_ca(const struct ca_core *core, const char *name)
 {
     for (size_t i = 0; i < core->n_cas; i++) {
         if (strcmp(core->cas[i].name, name) == 0)
@@ -89,7 +89,7 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
         if ((label->name = strdup(source->name)) == NULL)
             return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
         /* config_load has checked that the CA exists; a config built by hand may not have. */
-        if ((label->ca = find_ca(core, source->ca_name)) == NULL)
+        if ((label->ca = core_find_ca(core, source->ca_name)) == NULL)
             return estca_fail(why, ESTCA_E_CONFIG, "[label:%s]: no CA %s", source->name,
                               source->ca_name);
         label->validity_days = source->validity_days;

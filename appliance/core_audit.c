@@ -13,14 +13,8 @@ int core_audit_open(struct ca_core *core, const struct estca_config *config, est
 {
     if (config->audit_path == NULL)
         return ESTCA_OK;
-    const char *signer = config->audit_signer;
-    if (signer == NULL && core->default_label != NULL)
-        signer = core->default_label->ca->name;
-    const struct ca_instance *ca = NULL;
-    for (size_t i = 0; signer != NULL && i < core->n_cas; i++) {
-        if (strcmp(core->cas[i].name, signer) == 0)
-            ca = &core->cas[i];
-    }
+    const struct config_ca *signer = config_audit_signer(config);
+    const struct ca_instance *ca = signer != NULL ? core_find_ca(core, signer->name) : NULL;
     char name[160];
     snprintf(name, sizeof name, "ca:%s", ca != NULL ? ca->name : "-");
     return audit_open(config->audit_path, ca != NULL ? ca->key : NULL, name,

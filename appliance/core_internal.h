@@ -64,6 +64,9 @@ struct ca_core {
 /* crl_publisher.c: stops and frees (NULL: nothing). */
 void crl_publisher_free(struct crl_publisher *publisher);
 
+/* The loaded CA named name, or NULL. */
+const struct ca_instance *core_find_ca(const struct ca_core *core, const char *name);
+
 /* Fills ca from its configuration: key from the token, certificate and chain from their files,
  * and checks that key and certificate match and that the chain verifies up to a self-signed
  * root. On failure ca is left for ca_instance_clear. */

@@ -171,20 +171,19 @@ int core_crl_der(struct ca_core *core, const char *ca_name, unsigned char **der,
 {
     *der = NULL;
     *len = 0;
-    for (size_t i = 0; core != NULL && ca_name != NULL && i < core->n_cas; i++) {
-        if (strcmp(core->cas[i].name, ca_name) != 0)
-            continue;
-        struct crl_state *state =
-            core->crl_publisher != NULL ? &core->crl_publisher->states[i] : NULL;
-        if (state != NULL) {
-            pthread_mutex_lock(&state->lock);
-            if (state->der != NULL && (*der = OPENSSL_memdup(state->der, state->len)) != NULL)
-                *len = state->len;
-            pthread_mutex_unlock(&state->lock);
-        }
-        return *der != NULL
-                   ? ESTCA_OK
-                   : estca_fail(why, ESTCA_E_UNAVAILABLE, "no CRL of CA %s signed yet", ca_name);
+    const struct ca_instance *ca =
+        core != NULL && ca_name != NULL ? core_find_ca(core, ca_name) : NULL;
+    if (ca == NULL)
+        return estca_fail(why, ESTCA_E_NOT_FOUND, "no CA %s", ca_name != NULL ? ca_name : "");
+    struct crl_state *state =
+        core->crl_publisher != NULL ? &core->crl_publisher->states[ca - core->cas] : NULL;
+    if (state != NULL) {
+        pthread_mutex_lock(&state->lock);
+        if (state->der != NULL && (*der = OPENSSL_memdup(state->der, state->len)) != NULL)
+            *len = state->len;
+        pthread_mutex_unlock(&state->lock);
     }
-    return estca_fail(why, ESTCA_E_NOT_FOUND, "no CA %s", ca_name);
+    if (*der == NULL)
+        return estca_fail(why, ESTCA_E_UNAVAILABLE, "no CRL of CA %s signed yet", ca_name);
+    return ESTCA_OK;
 }

@@ -28,11 +28,7 @@ static int from_config(const char *config_file, char **log_file, char **cert_fil
     int rc = config_load(config_file, &config, why);
     if (rc != ESTCA_OK)
         return rc;
-    const char *signer = config->audit_signer;
-    const struct config_label *label = config_find_label(config, config->default_label);
-    if (signer == NULL && label != NULL)
-        signer = label->ca_name;
-    const struct config_ca *ca = config_find_ca(config, signer);
+    const struct config_ca *ca = config_audit_signer(config);
     if (config->audit_path == NULL)
         rc = estca_fail(why, ESTCA_E_CONFIG, "%s has no [audit] path", config_file);
     else if (ca == NULL)
