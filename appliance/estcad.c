@@ -85,14 +85,6 @@ static int start_crl_publication(struct daemon_state *state, estca_reason *why)
     return rc;
 }
 
-static int load_tls_key(struct daemon_state *state, estca_reason *why)
-{
-    const char *key = state->config->tls_key;
-    if (strncmp(key, "pkcs11:", 7) == 0)
-        return hsm_key_find(state->token, key, &state->tls_key, why);
-    return pem_read_private_key(key, &state->tls_key, why);
-}
-
 static int start(struct daemon_state *state, const char *config_path, estca_reason *why)
 {
     int rc = config_load(config_path, &state->config, why);
@@ -119,7 +111,7 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     rc = start_crl_publication(state, why);
     if (rc != ESTCA_OK)
         return rc;
-    rc = load_tls_key(state, why);
+    rc = pem_load_private_key(state->token, config->tls_key, &state->tls_key, why);
     if (rc != ESTCA_OK)
         return rc;
     rc = hsm_token_supervise(state->token, TOKEN_PROBE_INTERVAL_MS, TOKEN_REOPEN_INTERVAL_MS,

@@ -1,5 +1,7 @@
 #include "pem_file.h"
 
+#include "token.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -37,31 +39,35 @@ int pem_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *
     return ESTCA_OK;
 }
 
-int pem_read_private_key(const char *path, EVP_PKEY **out, estca_reason *why)
+/* A PEM private key file is a secret file like a PIN file: the token layer's reader refuses
+ * one that group or others may read, and the copy in memory is wiped after parsing. */
+#define PEM_KEY_MAX 16384
+
+static int pem_read_private_key(const char *path, EVP_PKEY **out, estca_reason *why)
 {
-    *out = NULL;
-    FILE *file = fopen(path, "re");
-    if (file == NULL)
-        return estca_fail(why, ESTCA_E_CONFIG, "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(file), &st) != 0) {
-        fclose(file);
-        return estca_fail(why, ESTCA_E_IO, "cannot stat %s: %s", path, strerror(errno));
-    }
-    /* Checked on the open file, so that a swap between check and read changes nothing. */
-    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        fclose(file);
-        return estca_fail(why, ESTCA_E_CONFIG,
-                          "%s is accessible to group or others (mode %03o): a private key file "
-                          "must be 0600",
-                          path, (unsigned)(st.st_mode & 0777));
-    }
-    EVP_PKEY *key = PEM_read_PrivateKey(file, NULL, NULL, NULL);
-    fclose(file);
+    char *pem = OPENSSL_malloc(PEM_KEY_MAX);
+    if (pem == NULL)
+        return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    int rc = hsm_read_secret_file(path, pem, PEM_KEY_MAX, why);
+    BIO *bio = rc == ESTCA_OK ? BIO_new_mem_buf(pem, -1) : NULL;
+    EVP_PKEY *key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    OPENSSL_clear_free(pem, PEM_KEY_MAX);
+    if (rc != ESTCA_OK)
+        return rc;
     if (key == NULL)
         return estca_fail_openssl(why, ESTCA_E_CONFIG, "no PEM private key in %s", path);
     *out = key;
     return ESTCA_OK;
+}
+
+int pem_load_private_key(struct hsm_token *token, const char *ref, EVP_PKEY **out,
+                         estca_reason *why)
+{
+    *out = NULL;
+    if (strncmp(ref, "pkcs11:", 7) == 0)
+        return hsm_key_find(token, ref, out, why);
+    return pem_read_private_key(ref, out, why);
 }
 
 int file_write_atomically(const char *path, const void *data, size_t len, estca_reason *why)

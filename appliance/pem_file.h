@@ -1,10 +1,11 @@
-/* Certificates from PEM files, for the core (CA chains), estcad (the TLS chain) and estca;
- * the TLS listener's key when it is kept in a file rather than on the token; and the atomic
- * write of what the CA publishes. */
+/* Certificates from PEM files, for the core (CA chains), estcad (the TLS chain) and estca; a
+ * private key named either way (a token URI or a 0600 PEM file), for the TLS listener; and the
+ * atomic write of what the CA publishes. */
 #ifndef ESTCA_PEM_FILE_H
 #define ESTCA_PEM_FILE_H
 
 #include "status.h"
+#include "token.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -13,9 +14,10 @@
  * the file cannot be opened). Caller frees with sk_X509_pop_free(..., X509_free). */
 int pem_read_certificates(const char *path, STACK_OF(X509) **out, estca_reason *why);
 
-/* The private key in the PEM file at path, which must not be accessible to group or others.
- * Caller frees. */
-int pem_read_private_key(const char *path, EVP_PKEY **out, estca_reason *why);
+/* The private key ref names: a PKCS#11 URI ("pkcs11:...") on token, or a PEM file that group
+ * and others may not read. Caller frees, before the token closes. */
+int pem_load_private_key(struct hsm_token *token, const char *ref, EVP_PKEY **out,
+                         estca_reason *why);
 
 /* Replaces path (mode 0644) with data through a temporary file, fsync and rename, so that a
  * reader sees the old file or the new one, never half. For published certificates and CRLs. */

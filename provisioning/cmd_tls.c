@@ -31,9 +31,7 @@ static int sign_tls(const struct cli_signing_options *options, struct hsm_token 
     if (rc == ESTCA_OK)
         rc = cli_parse_san(options->san, &san, why);
     if (rc == ESTCA_OK)
-        rc = strncmp(options->key_uri, "pkcs11:", 7) == 0
-                 ? hsm_key_find(token, options->key_uri, &key, why)
-                 : pem_read_private_key(options->key_uri, &key, why);
+        rc = pem_load_private_key(token, options->key_uri, &key, why);
     if (rc == ESTCA_OK)
         rc = hsm_key_find(token, options->issuer_key_uri, &issuer_key, why);
     if (rc == ESTCA_OK && X509_check_private_key(issuer, issuer_key) != 1)
