@@ -1,6 +1,8 @@
 /* GET /crl/<ca>.crl over plain HTTP (see crl_http.h). */
 #include "crl_http.h"
 
+#include "civetweb_start.h"
+
 #include <civetweb.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -95,19 +97,14 @@ int crl_http_start(const char *listen, struct ca_core *core, struct crl_http **o
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.begin_request = on_request;
-    struct mg_init_data init = {
-        .callbacks = &callbacks, .user_data = server, .configuration_options = config};
-    char text[256] = "";
-    struct mg_error_data error = {.text = text, .text_buffer_size = sizeof text};
     mg_init_library(0);
-    server->ctx = mg_start2(&init, &error);
-    struct mg_server_port port;
-    if (server->ctx == NULL || mg_get_server_ports(server->ctx, 1, &port) != 1) {
+    char what[300];
+    snprintf(what, sizeof what, "%s (CRLs)", listen);
+    int rc = civetweb_start(config, &callbacks, server, what, &server->ctx, &server->port, why);
+    if (rc != ESTCA_OK) {
         crl_http_stop(server);
-        return estca_fail(why, ESTCA_E_IO, "cannot listen on %s for CRLs: %s", listen,
-                          text[0] != '\0' ? text : "CivetWeb failed to start");
+        return rc;
     }
-    server->port = port.port;
     *out = server;
     return ESTCA_OK;
 }

@@ -2,6 +2,7 @@
  * request through est_dispatch. */
 #include "est_server.h"
 
+#include "civetweb_start.h"
 #include "est_internal.h"
 
 #include <stdio.h>
@@ -19,21 +20,6 @@ static int on_external_ssl_ctx(void **ssl_ctx, void *user_data)
     struct est_server *server = user_data;
     *ssl_ctx = server->ssl_ctx;
     return 1;
-}
-
-/* CivetWeb's own errors (start-up, TLS handshakes, sockets) as log lines. */
-static int on_log_message(const struct mg_connection *conn, const char *message)
-{
-    (void)conn;
-    char clean[512];
-    size_t n = 0;
-    for (; message[n] != '\0' && n + 1 < sizeof clean; n++) {
-        unsigned char c = (unsigned char)message[n];
-        clean[n] = (c < 0x20 || c == 0x7f) ? ' ' : c == '"' ? '\'' : (char)c;
-    }
-    clean[n] = '\0';
-    fprintf(stderr, "event=civetweb message=\"%s\"\n", clean);
-    return 1; /* handled: CivetWeb writes no error log of its own */
 }
 
 /* The "[::1]:8443" or "127.0.0.1:8443" of the configuration as a CivetWeb TLS port. One
@@ -81,20 +67,8 @@ static int start_civetweb(struct est_server *server, const struct est_server_opt
     callbacks.external_ssl_ctx = on_external_ssl_ctx;
     callbacks.init_connection = est_tls_on_init_connection;
     callbacks.connection_close = est_tls_on_connection_close;
-    callbacks.log_message = on_log_message;
-    struct mg_init_data init = {
-        .callbacks = &callbacks, .user_data = server, .configuration_options = config};
-    char text[256] = "";
-    struct mg_error_data error = {.text = text, .text_buffer_size = sizeof text};
-    server->ctx = mg_start2(&init, &error);
-    if (server->ctx == NULL)
-        return estca_fail(why, ESTCA_E_IO, "cannot listen on %s: %s", options->listen,
-                          text[0] != '\0' ? text : "CivetWeb failed to start");
-    struct mg_server_port port;
-    if (mg_get_server_ports(server->ctx, 1, &port) != 1)
-        return estca_fail(why, ESTCA_E_IO, "cannot learn the port bound for %s", options->listen);
-    server->port = port.port;
-    return ESTCA_OK;
+    return civetweb_start(config, &callbacks, server, options->listen, &server->ctx, &server->port,
+                          why);
 }
 
 static int init_library(struct est_server *server, estca_reason *why)

@@ -1,0 +1,39 @@
+/* See civetweb_start.h. */
+#include "civetweb_start.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* CivetWeb's own errors (start-up, TLS handshakes, sockets) as log lines. */
+static int on_log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    char clean[512];
+    size_t n = 0;
+    for (; message[n] != '\0' && n + 1 < sizeof clean; n++) {
+        unsigned char c = (unsigned char)message[n];
+        clean[n] = (c < 0x20 || c == 0x7f) ? ' ' : c == '"' ? '\'' : (char)c;
+    }
+    clean[n] = '\0';
+    fprintf(stderr, "event=civetweb message=\"%s\"\n", clean);
+    return 1; /* handled: CivetWeb writes no error log of its own */
+}
+
+int civetweb_start(const char **config, struct mg_callbacks *callbacks, void *user_data,
+                   const char *what, struct mg_context **ctx, int *port, estca_reason *why)
+{
+    callbacks->log_message = on_log_message;
+    struct mg_init_data init = {
+        .callbacks = callbacks, .user_data = user_data, .configuration_options = config};
+    char text[256] = "";
+    struct mg_error_data error = {.text = text, .text_buffer_size = sizeof text};
+    *ctx = mg_start2(&init, &error);
+    if (*ctx == NULL)
+        return estca_fail(why, ESTCA_E_IO, "cannot listen on %s: %s", what,
+                          text[0] != '\0' ? text : "CivetWeb failed to start");
+    struct mg_server_port bound;
+    if (mg_get_server_ports(*ctx, 1, &bound) != 1)
+        return estca_fail(why, ESTCA_E_IO, "cannot learn the port bound for %s", what);
+    *port = bound.port;
+    return ESTCA_OK;
+}
