@@ -211,7 +211,17 @@ Test(ledger, file_settings)
     sqlite3_stmt *stmt = NULL;
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
-    cr_expect_eq(sqlite3_column_int(stmt, 0), 3);
+    cr_expect_eq(sqlite3_column_int(stmt, 0), 4);
+    sqlite3_finalize(stmt);
+    /* The CRL publisher's count of revocations must not walk every certificate. */
+    cr_assert_eq(sqlite3_prepare_v2(db,
+                                    "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM certificates"
+                                    " WHERE ca = 'x' AND status = 'revoked'",
+                                    -1, &stmt, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
+    cr_expect(strstr((const char *)sqlite3_column_text(stmt, 3), "certificates_revoked") != NULL,
+              "plan: %s", sqlite3_column_text(stmt, 3));
     sqlite3_finalize(stmt);
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
