@@ -11,9 +11,6 @@ wrk.method = "POST"
 wrk.body = slurp(os.getenv("BENCH_CSR"))
 wrk.headers["Content-Type"] = "application/pkcs10"
 wrk.headers["Authorization"] = "Basic " .. slurp(os.getenv("BENCH_AUTH_FILE")):gsub("%s", "")
-if os.getenv("BENCH_CLOSE") == "1" then
-  wrk.headers["Connection"] = "close"
-end
 
 local threads = {}
 function setup(thread)

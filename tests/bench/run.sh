@@ -3,7 +3,8 @@
 #  (a) raw token signature rate through hsm/ with 1 and N threads
 #  (b) in-process issuance rate (CSR verify + build + sign + durable ledger commit), N threads
 #  (c) enrollments/s through estcad over TLS with keep-alive at 1, 8, 32, 128 clients (wrk)
-#  (d) the same with a new TLS connection per enrollment, 32 clients
+#  (d) the same with a new TLS connection per enrollment, 32 clients (estca-load: wrk spins
+#      during TLS handshakes, see tests/bench/new_connection_load.c)
 #  (e) estcad's peak RSS, and the ratios (c)/(b), (d)/(b).
 # Usage: tests/bench/run.sh [--smoke] [--seconds S] [--build DIR] [--only ec|rsa]
 #                           [--tls-key-store file|token]
@@ -31,12 +32,13 @@ if [ "$smoke" = 0 ]; then
     "$root/packaging/deps.sh"
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCIVETWEB_SOURCE_CACHE="$root/build/civetweb-src" >/dev/null
-    cmake --build "$build" --target estcad estca estca-bench -j"$(nproc)" >/dev/null
+    cmake --build "$build" --target estcad estca estca-bench estca-load -j"$(nproc)" >/dev/null
 fi
 # The test suite names its own binaries (the sanitizer build's, say); otherwise $build's.
 estcad=${ESTCAD:-$build/appliance/estcad}
 estca=${ESTCA:-$build/provisioning/estca}
 bench=${ESTCA_BENCH:-$build/tests/estca-bench}
+load=${ESTCA_LOAD:-$build/tests/estca-load}
 cores=$(nproc)
 T=$(mktemp -d "${TMPDIR:-/tmp}/estca-bench.XXXXXX")
 pid=
@@ -49,16 +51,23 @@ bad=0
 
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-run_wrk() { # clients close -> "rate requests not200 socket_errors p50 p99"
-    local clients=$1 close=$2 threads=$(( $1 < cores ? $1 : cores ))
+run_wrk() { # clients -> "rate requests not200 socket_errors p50 p99", keep-alive
+    local clients=$1 threads=$(( $1 < cores ? $1 : cores ))
     local out
-    out=$(BENCH_CSR="$T/csr.b64" BENCH_AUTH_FILE="$T/auth" BENCH_CLOSE=$close \
+    out=$(BENCH_CSR="$T/csr.b64" BENCH_AUTH_FILE="$T/auth" \
         wrk -t"$threads" -c"$clients" -d"${seconds}s" --timeout 10s -s "$root/tests/bench/enroll.lua" \
         "https://127.0.0.1:$port/.well-known/est/simpleenroll" 2>&1)
     local line rate
     line=$(grep '^bench:' <<<"$out")
     rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$out")
     echo "$rate $(field requests "$line") $(field not200 "$line") $(field socket_errors "$line") $(field p50_ms "$line") $(field p99_ms "$line")"
+}
+
+run_new_connections() { # clients -> "rate requests not200 socket_errors p50 p99"
+    local line
+    line=$("$load" --port "$port" --path /.well-known/est/simpleenroll --csr "$T/csr.b64" \
+        --auth-file "$T/auth" --clients "$1" --seconds "$seconds")
+    echo "$(field rate "$line") $(field requests "$line") $(field not200 "$line") $(field socket_errors "$line") $(field p50_ms "$line") $(field p99_ms "$line")"
 }
 
 bench_kind() { # kind ca_type tls_type
@@ -94,11 +103,11 @@ bench_kind() { # kind ca_type tls_type
     local levels="1 8 32 128"
     [ "$smoke" = 1 ] && levels="8"
     for c in $levels; do
-        read -r rate req n200 serr p50 p99 <<<"$(run_wrk "$c" 0)"
+        read -r rate req n200 serr p50 p99 <<<"$(run_wrk "$c")"
         printf '%-34s %10s %8s %8s %7s %9s %9s %7.2f\n' "(c) keep-alive" "$c" "$rate" "$req" "$((n200 + serr))" "$p50" "$p99" "$(echo "$rate / $issue" | bc -l)"
         [ "$((n200 + serr))" -eq 0 ] && [ "${req:-0}" -gt 0 ] || bad=1
     done
-    read -r rate req n200 serr p50 p99 <<<"$(run_wrk 32 1)"
+    read -r rate req n200 serr p50 p99 <<<"$(run_new_connections 32)"
     printf '%-34s %10s %8s %8s %7s %9s %9s %7.2f\n' "(d) new TLS connection per request" 32 "$rate" "$req" "$((n200 + serr))" "$p50" "$p99" "$(echo "$rate / $issue" | bc -l)"
     [ "$((n200 + serr))" -eq 0 ] && [ "${req:-0}" -gt 0 ] || bad=1
     printf '(e) estcad peak RSS: %s\n' "$(grep VmHWM "/proc/$pid/status" | awk '{print $2, $3}')"

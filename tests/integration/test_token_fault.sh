@@ -35,7 +35,7 @@ cacerts_status() {
 
 start=$(date +%s)
 deadline=$((start + 16))
-BENCH_CSR="$T/load.b64" BENCH_AUTH_FILE="$T/auth" BENCH_CLOSE=0 \
+BENCH_CSR="$T/load.b64" BENCH_AUTH_FILE="$T/auth" \
     wrk -t2 -c4 -d14s --timeout 5s -s "$ESTCA_SOURCE_DIR/tests/bench/enroll.lua" "$URL/simpleenroll" \
     > "$T/wrk.out" 2>&1 &
 wrk_pid=$!
