@@ -17,7 +17,7 @@
 #define DEFAULT_LISTEN "127.0.0.1:8443"
 #define DEFAULT_THREADS 8
 #define DEFAULT_MAX_BODY 65536
-#define DEFAULT_REQUEST_TIMEOUT_MS 30000
+#define DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define DEFAULT_VALIDITY_DAYS 365
 
 /* The sections: [token], [server], ... apply to struct estca_config itself; [ca:NAME] and
@@ -80,6 +80,8 @@ static const struct key_spec key_specs[] = {
     {"server", "threads", VALUE_INT, GLOBAL(threads), 1, 1024, NULL},
     {"server", "max_body", VALUE_SIZE, GLOBAL(max_body), 1024, 64L * 1024 * 1024, NULL},
     {"server", "request_timeout_ms", VALUE_INT, GLOBAL(request_timeout_ms), 100, 3600000, NULL},
+    {"server", "max_connections_per_address", VALUE_INT, GLOBAL(max_connections_per_address), 0,
+     65536, NULL},
     {"server", "default_label", VALUE_STRING, GLOBAL(default_label), 0, 0, NULL},
     {"ledger", "path", VALUE_PATH, GLOBAL(ledger_path), 0, 0, NULL},
     {"auth", "users_file", VALUE_PATH, GLOBAL(users_file), 0, 0, NULL},
@@ -434,6 +436,9 @@ static int apply_defaults(struct estca_config *config)
         config->max_body = DEFAULT_MAX_BODY;
     if (config->request_timeout_ms < 1)
         config->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
+    /* Half the workers: one address trickling its requests cannot take them all. */
+    if (config->max_connections_per_address < 0)
+        config->max_connections_per_address = config->threads > 1 ? config->threads / 2 : 1;
     for (size_t i = 0; i < config->n_labels; i++) {
         struct config_label *label = &config->labels[i];
         if (label->validity_days < 1)
@@ -617,6 +622,7 @@ static struct estca_config *config_new(const char *path)
     /* Outside the valid range: "not set yet", so a repeated key can be told apart. */
     config->threads = -1;
     config->request_timeout_ms = -1;
+    config->max_connections_per_address = -1;
     if ((config->path = strdup(path)) == NULL) {
         free(config);
         return NULL;

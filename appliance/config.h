@@ -7,7 +7,11 @@
  *              leaf first), tls_key (PKCS#11 URI of a key on the token, or a PEM private
  *              key file of mode 0600, which keeps the listener up while the token is
  *              not), threads, max_body (bytes),
- *              request_timeout_ms, default_label
+ *              request_timeout_ms (the TLS handshake and a whole request must arrive
+ *              within it), default_label, max_connections_per_address (connections
+ *              of one source address in their TLS handshake or first request at
+ *              once, its others wait without a worker; 0: no limit; default
+ *              threads / 2, at least 1)
  *   [ledger]   path
  *   [auth]     users_file
  *   [ca:NAME]  key (PKCS#11 URI), certificate (PEM), chain (PEM up to the root; may start
@@ -115,6 +119,7 @@ struct estca_config {
     int threads;
     size_t max_body;
     int request_timeout_ms;
+    int max_connections_per_address; /* handshakes + first requests per address; 0: none */
     char *default_label;
 
     char *ledger_path;

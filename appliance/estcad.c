@@ -124,6 +124,7 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
         .threads = config->threads,
         .max_body = config->max_body,
         .request_timeout_ms = config->request_timeout_ms,
+        .max_connections_per_address = config->max_connections_per_address,
         .tls_certificate = leaf,
         .tls_chain = state->tls_chain,
         .tls_key = state->tls_key,

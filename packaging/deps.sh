@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential cmake pkg-config clang clang-format dpkg-dev
+  build-essential cmake pkg-config clang clang-format dpkg-dev patch
   # libraries
   libssl-dev libp11-dev libp11-kit-dev libsqlite3-dev libinih-dev libcrypt-dev libjansson-dev
   # the token

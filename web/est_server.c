@@ -42,19 +42,24 @@ static int listening_ports(const char *listen, char *out, size_t cap, estca_reas
 static int start_civetweb(struct est_server *server, const struct est_server_options *options,
                           estca_reason *why)
 {
-    char ports[300], threads[16], timeout[16];
+    char ports[300], threads[16], timeout[16], per_address[16];
     int rc = listening_ports(options->listen, ports, sizeof ports, why);
     if (rc != ESTCA_OK)
         return rc;
     snprintf(threads, sizeof threads, "%d", options->threads > 0 ? options->threads : 50);
     snprintf(timeout, sizeof timeout, "%d",
-             options->request_timeout_ms > 0 ? options->request_timeout_ms : 30000);
+             options->request_timeout_ms > 0 ? options->request_timeout_ms : 10000);
+    snprintf(per_address, sizeof per_address, "%d",
+             options->max_connections_per_address > 0 ? options->max_connections_per_address : 0);
     /* No document_root: nothing is ever served from the file system. */
     // clang-format off
     const char *config[] = {
         "listening_ports",          ports, /* host:port + "s": TLS */
         "num_threads",              threads,
         "request_timeout_ms",       timeout,
+        /* Our CivetWeb patch: connections wait in the accepting thread, not in a
+         * worker, until their first TLS record is in (packaging/civetweb-*.patch). */
+        "max_connections_per_address", per_address,
         "enable_keep_alive",        "yes", /* off by default in CivetWeb */
         "tcp_nodelay",              "1",
         "enable_directory_listing", "no",

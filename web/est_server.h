@@ -15,7 +15,12 @@ struct est_server_options {
     const char *listen; /* "127.0.0.1:8443", "[::1]:8443"; port 0 = any free port */
     int threads;        /* CivetWeb worker threads */
     size_t max_body;    /* larger request bodies get 413 */
+    /* The TLS handshake and the whole first request, from when a worker takes the
+     * connection; connections that send nothing are closed this long after accept. */
     int request_timeout_ms;
+    /* Connections of one source address in their TLS handshake or first request at once
+     * (each holds a worker); its other connections wait without one. 0: no limit. */
+    int max_connections_per_address;
     X509 *tls_certificate;     /* borrowed */
     STACK_OF(X509) *tls_chain; /* borrowed; intermediates, may be NULL */
     EVP_PKEY *tls_key;         /* borrowed */

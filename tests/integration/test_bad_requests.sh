@@ -58,6 +58,15 @@ check "405 carries Allow: POST" grep -qi '^allow: POST' "$T/headers"
 head -c 10485760 /dev/zero | tr '\0' 'A' > "$T/big.b64"
 code=$(http_status POST /simpleenroll "${enroll[@]}" --user "$CREDENTIALS" --data-binary @"$T/big.b64")
 check "10 MB body: 413 (got $code)" [ "$code" = 413 ]
+# The head alone decides: a declared Content-Length over max_body gets 413 while only 1 byte
+# of the 100,000,000 has come (no 100-continue to wait for), not after reading the body or
+# waiting request_timeout_ms (30 s) for it; curl gives up after 10 s.
+started=$(date +%s%N)
+code=$(http_status POST /simpleenroll "${enroll[@]}" --user "$CREDENTIALS" -H "Expect:" \
+    -H "Content-Length: 100000000" --data-binary 'M' --max-time 10)
+waited_ms=$((($(date +%s%N) - started) / 1000000))
+check "declared 100,000,000-byte body, 1 byte sent: 413 (got $code)" [ "$code" = 413 ]
+check "the 413 came before the body, in ${waited_ms} ms" [ "$waited_ms" -lt 3000 ]
 
 # Base64 wrapped at 64 columns with CRLF (RFC 8951 receivers tolerate it).
 base64 -w64 "$T/good.der" | sed 's/$/\r/' > "$T/wrapped.b64"

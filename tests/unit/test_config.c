@@ -135,7 +135,8 @@ Test(config, defaults)
     cr_expect_str_eq(config->listen, "127.0.0.1:8443");
     cr_expect_eq(config->threads, 8);
     cr_expect_eq(config->max_body, 65536);
-    cr_expect_eq(config->request_timeout_ms, 30000);
+    cr_expect_eq(config->request_timeout_ms, 10000);
+    cr_expect_eq(config->max_connections_per_address, 4); /* threads / 2 */
     cr_expect_str_eq(config->default_label, "default"); /* the only label */
     cr_expect_eq(config->labels[0].validity_days, 365);
     cr_expect_eq(config->labels[0].csr_key_type, CONFIG_CSR_KEY_NONE);
