@@ -1,5 +1,12 @@
 # Shared by the integration tests: a provisioned appliance in a temporary directory, estcad
 # on a free loopback port, and small assertion helpers. Source it; it cleans up on exit.
+#
+# ESTCA_VALGRIND=1 runs every estcad started through $ESTCAD under valgrind memcheck (one log
+# per start, $T/valgrind-estcad.PID.log); finish, or the exit of a test that never reached it,
+# fails the test on any memory error or definitely lost block (tests/valgrind/run.sh runs the
+# whole integration set so). TIME_SCALE (ESTCA_TIME_SCALE, a whole number: 20 under valgrind, else 1)
+# stretches the waits for estcad: `settle SECONDS` is a pause that gives estcad time to act,
+# $(scaled N) a poll count. Tests that mean nothing at valgrind speed skip on ESTCA_VALGRIND.
 set -euo pipefail
 
 : "${ESTCAD:?ESTCAD must name the estcad binary}"
@@ -7,16 +14,93 @@ set -euo pipefail
 : "${ESTCA_SOURCE_DIR:?ESTCA_SOURCE_DIR must name the source tree}"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/estca-it.XXXXXX")
+exec {lib_stdout}>&1 # cleanup reports here even when the test dies inside a redirected loop
 ESTCAD_PID=
 checks=0
 failures=0
+ESTCA_VALGRIND=${ESTCA_VALGRIND:-0}
+valgrind_checked=0
+if [ "$ESTCA_VALGRIND" = 1 ]; then TIME_SCALE=${ESTCA_TIME_SCALE:-20}; else TIME_SCALE=${ESTCA_TIME_SCALE:-1}; fi
 
-cleanup() {
+# scaled N: N times TIME_SCALE (integer), for poll counts.
+scaled() { echo $(($1 * TIME_SCALE)); }
+# settle SECONDS: a pause long enough for estcad to act, stretched by TIME_SCALE.
+settle() { sleep "$(awk -v s="$1" -v k="$TIME_SCALE" 'BEGIN { print s * k }')"; }
+
+# Under ESTCA_VALGRIND, $ESTCAD becomes a wrapper in $T, so that every way a test starts estcad
+# (start_estcad, a direct "$ESTCAD" call, a script handed $ESTCAD) runs it under memcheck. The
+# wrapper execs valgrind, so $! is estcad's own pid and signals reach it.
+if [ "$ESTCA_VALGRIND" = 1 ]; then
+    ESTCAD_REAL=$ESTCAD
+    if ldd "$ESTCAD_REAL" | grep -q libasan; then
+        echo "skip - valgrind cannot run $ESTCAD_REAL, the ASan build"
+        rm -rf "$T"
+        exit 77
+    fi
+    command -v valgrind >/dev/null || { echo "FAIL: ESTCA_VALGRIND=1 but valgrind is not installed"; exit 1; }
+    valgrind_supp=()
+    [ -f "$ESTCA_SOURCE_DIR/tests/valgrind/estcad.supp" ] &&
+        valgrind_supp=(--suppressions="$ESTCA_SOURCE_DIR/tests/valgrind/estcad.supp")
+    {
+        echo '#!/bin/sh'
+        printf 'exec valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99'
+        # --keep-debuginfo: stacks through a PKCS#11 module unloaded at exit keep their names.
+        printf ' %q' --num-callers=40 --keep-debuginfo=yes "${valgrind_supp[@]}" --log-file="$T/valgrind-estcad.%p.log"
+        printf ' %s' ${ESTCA_VALGRIND_OPTS:-}
+        printf ' %q "$@"\n' "$ESTCAD_REAL"
+    } > "$T/estcad-valgrind"
+    chmod +x "$T/estcad-valgrind"
+    export ESTCAD="$T/estcad-valgrind"
+fi
+
+# check_valgrind_logs: one summary line per estcad valgrind watched; fails (and shows the
+# report) when a log holds a memory error or a definitely lost block. A log without a summary
+# is an estcad killed with SIGKILL (valgrind writes its report only at exit): noted, not failed.
+check_valgrind_logs() {
+    valgrind_checked=1
+    local log bad=0 n=0 errors lost leaks
+    for log in "$T"/valgrind-estcad.*.log; do
+        [ -e "$log" ] || continue
+        n=$((n + 1))
+        if ! grep -q 'ERROR SUMMARY:' "$log"; then
+            echo "# valgrind ${log##*/}: no summary (estcad was killed with SIGKILL)"
+            continue
+        fi
+        errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9,]*\) errors.*/\1/p' "$log" | tail -n1 | tr -d ,)
+        lost=$(sed -n 's/.*definitely lost: \([0-9,]*\) bytes.*/\1/p' "$log" | tail -n1 | tr -d ,)
+        leaks=$(grep -E 'definitely lost:|indirectly lost:|possibly lost:|still reachable:|== +suppressed: [1-9]' "$log" |
+            sed 's/^==[0-9]*== *//; s/ in [0-9,]* blocks//' | paste -sd ';' | sed 's/;/; /g')
+        grep -q 'All heap blocks were freed' "$log" && leaks="all heap blocks freed"
+        echo "# valgrind ${log##*/}: $errors errors; ${leaks:-no leak summary}"
+        if [ "${errors:-1}" != 0 ] || [ "${lost:-0}" != 0 ]; then
+            bad=$((bad + 1))
+            sed -n '7,$s/^==[0-9]*== \?//p' "$log" | head -n 200
+        fi
+    done
+    [ "$n" -gt 0 ] || echo "# valgrind: this test started no estcad"
+    [ "$bad" = 0 ]
+}
+
+# stop_quietly: SIGTERM to a running estcad and wait for it (valgrind writes its report then).
+stop_quietly() {
     if [ -n "$ESTCAD_PID" ] && kill -0 "$ESTCAD_PID" 2>/dev/null; then
         kill -TERM "$ESTCAD_PID" 2>/dev/null || true
         wait "$ESTCAD_PID" 2>/dev/null || true
     fi
+    ESTCAD_PID=
+}
+
+cleanup() {
+    local rc=$?
+    exec >&"$lib_stdout"
+    stop_quietly
+    if [ "$ESTCA_VALGRIND" = 1 ] && [ "$valgrind_checked" = 0 ] && [ "$rc" != 77 ] &&
+        ls "$T"/valgrind-estcad.*.log >/dev/null 2>&1 && ! check_valgrind_logs; then
+        echo "not ok - valgrind found memory errors or definitely lost blocks in estcad"
+        rc=1
+    fi
     if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+    exit "$rc"
 }
 trap cleanup EXIT
 
@@ -34,7 +118,7 @@ start_estcad() {
     : > "$T/estcad.log"
     "$ESTCAD" -c "$T/ca/estca.conf" 2>>"$T/estcad.log" &
     ESTCAD_PID=$!
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 "$(scaled 200)"); do
         PORT=$(sed -n 's/.*event=listening.* port=\([0-9]*\).*/\1/p' "$T/estcad.log" | tail -n1)
         [ -n "$PORT" ] && break
         kill -0 "$ESTCAD_PID" 2>/dev/null || { cat "$T/estcad.log"; echo "FAIL: estcad exited"; exit 1; }
@@ -134,6 +218,10 @@ check_no_secrets() {
 
 finish() {
     [ -n "${CREDENTIALS:-}" ] && [ -e "$T/ca/token.pin" ] && check_no_secrets
+    if [ "$ESTCA_VALGRIND" = 1 ]; then
+        stop_quietly
+        check "valgrind: no memory error and no definitely lost block in estcad" check_valgrind_logs
+    fi
     echo "$((checks - failures)) passed, $failures failed"
     [ "$failures" -eq 0 ]
 }

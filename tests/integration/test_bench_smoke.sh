@@ -2,6 +2,7 @@
 # A few seconds of tests/bench/run.sh: every stage runs and every answer is 200. No figure is
 # asserted: rates on a shared machine are not a test.
 . "$(dirname "$0")/lib.sh"
+[ "$ESTCA_VALGRIND" = 1 ] && { echo "skip - a benchmark: its rates and wrk's 2 s time-outs mean nothing under valgrind"; exit 77; }
 out=$("$ESTCA_SOURCE_DIR/tests/bench/run.sh" --smoke 2>&1) && rc=0 || rc=$?
 echo "$out"
 check "the benchmark smoke exits 0 (every answer 200)" [ "$rc" -eq 0 ]

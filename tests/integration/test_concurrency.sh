@@ -19,7 +19,8 @@ check "1000 answers of 200 ($(sort "$T/codes" | uniq -c | tr '\n' ' '))" \
 # Each PEM certificate as one line of base64 DER, sorted: the two sides must be equal sets.
 der_lines() { awk '/-----BEGIN CERTIFICATE-----/{c=""; next} /-----END CERTIFICATE-----/{print c; next} {c=c $0}' "$@" | sort; }
 for i in $(seq 1 1000); do
-    base64 -d < "$T/got/$i.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null
+    [ -s "$T/got/$i.b64" ] || continue # a missing answer fails the counts below
+    base64 -d < "$T/got/$i.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null || true
 done > "$T/got.pem"
 "$ESTCA" cert export --ledger "$T/ca/ledger.sqlite" --out "$T/ledger.pem" all
 der_lines "$T/got.pem" > "$T/got.lines"

@@ -3,6 +3,7 @@
 # and the enrollment it prints, pasted as is, yields a certificate that verifies. A second start
 # reuses the token instead of provisioning again.
 . "$(dirname "$0")/lib.sh"
+[ "$ESTCA_VALGRIND" = 1 ] && { echo "skip - quickstart.sh runs build/appliance/estcad, not \$ESTCAD: no valgrind there"; exit 77; }
 export ESTCA_QUICKSTART_DIR="$T/quickstart"
 
 # start_quickstart: runs it on a free port (retrying on a port clash), sets PORT.
