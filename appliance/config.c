@@ -112,6 +112,7 @@ static const struct key_spec key_specs[] = {
     {"ca", "crl_file", VALUE_PATH, CA(crl_file), 0, 0, NULL},
     {"ca", "crl_validity_hours", VALUE_INT, CA(crl_validity_hours), 1, 8760, NULL},
     {"server", "crl_listen", VALUE_STRING, GLOBAL(crl_listen), 0, 0, NULL},
+    {"server", "metrics_listen", VALUE_STRING, GLOBAL(metrics_listen), 0, 0, NULL},
     {"audit", "path", VALUE_PATH, GLOBAL(audit_path), 0, 0, NULL},
     {"audit", "signer", VALUE_STRING, GLOBAL(audit_signer), 0, 0, NULL},
     {"audit", "checkpoint_every", VALUE_INT, GLOBAL(audit_checkpoint_every), 1, 1000000, NULL},
@@ -688,6 +689,7 @@ void config_free(struct estca_config *config)
     free(config->ledger_path);
     free(config->users_file);
     free(config->crl_listen);
+    free(config->metrics_listen);
     free(config->audit_path);
     free(config->audit_signer);
     free(config);

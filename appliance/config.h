@@ -32,7 +32,8 @@
  *              subject attributes)
  *   [ca:NAME]  also crl_url and ca_issuers_url (put in issued certificates), crl_file
  *              (where the CRL is published), crl_validity_hours
- *   [server]   also crl_listen (host:port, plain HTTP, serves /crl/<ca>.crl)
+ *   [server]   also crl_listen (host:port, plain HTTP, serves /crl/<ca>.crl), metrics_listen
+ *              (host:port, plain HTTP, serves /metrics)
  *   [audit]    path, signer (a CA name), checkpoint_every (lines)
  */
 #ifndef ESTCA_CONFIG_H
@@ -126,6 +127,7 @@ struct estca_config {
     char *users_file;
 
     char *crl_listen; /* host:port of the plain-HTTP listener serving /crl/<ca>.crl (NULL: none) */
+    char *metrics_listen; /* host:port of the plain-HTTP listener serving /metrics (NULL: none) */
 
     char *audit_path;   /* NULL: no audit log */
     char *audit_signer; /* the CA whose key signs checkpoints (NULL: the default label's) */

@@ -129,13 +129,9 @@ int core_open(const struct estca_config *config, struct hsm_token *token, struct
     if (core == NULL)
         return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     core->token = token;
-    pthread_rwlock_init(&core->credentials_lock, NULL);
     int rc = load_cas(core, config, why);
     if (rc == ESTCA_OK)
         rc = load_labels(core, config, why);
-    if (rc == ESTCA_OK && config->users_file != NULL &&
-        (core->users_file = strdup(config->users_file)) == NULL)
-        rc = estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     if (rc == ESTCA_OK && config->users_file != NULL)
         rc = credentials_load(config->users_file, &core->credentials, why);
     if (rc == ESTCA_OK)
@@ -158,8 +154,6 @@ void core_free(struct ca_core *core)
     audit_close(core->audit);                /* its last checkpoint is signed by a CA key */
     ledger_close(core->ledger);
     credentials_free(core->credentials);
-    free(core->users_file);
-    pthread_rwlock_destroy(&core->credentials_lock);
     for (size_t i = 0; i < core->n_labels; i++) {
         free(core->labels[i].name);
         free(core->labels[i].allowed_dns);
@@ -228,27 +222,9 @@ int core_check_password(struct ca_core *core, const char *user, const char *pass
 {
     if (core == NULL)
         return ESTCA_E_AUTH;
-    pthread_rwlock_rdlock(&core->credentials_lock);
     int rc = core->credentials != NULL ? credentials_check(core->credentials, user, password)
                                        : ESTCA_E_AUTH;
-    pthread_rwlock_unlock(&core->credentials_lock);
     if (rc != ESTCA_OK)
         core_audit_login_failure(core, user);
     return rc;
-}
-
-int core_reload_credentials(struct ca_core *core, estca_reason *why)
-{
-    if (core == NULL || core->users_file == NULL)
-        return estca_fail(why, ESTCA_E_CONFIG, "no [auth] users_file to reload");
-    struct credentials *fresh = NULL;
-    int rc = credentials_load(core->users_file, &fresh, why);
-    if (rc != ESTCA_OK)
-        return rc; /* the users in force stay in force */
-    pthread_rwlock_wrlock(&core->credentials_lock);
-    struct credentials *old = core->credentials;
-    core->credentials = fresh;
-    pthread_rwlock_unlock(&core->credentials_lock);
-    credentials_free(old);
-    return ESTCA_OK;
 }

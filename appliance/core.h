@@ -70,10 +70,6 @@ void core_label_csr_attrs(const struct core_label *label, struct core_csr_attrs 
 /* Whether attrs asks for anything at all (false: /csrattrs has nothing to list). */
 bool core_csr_attrs_any(const struct core_csr_attrs *attrs);
 
-/* Reads the users file again (estcad on SIGHUP): passwords checked from now on use it, checks
- * already running finish with the old one. On an error the old users stay in force. */
-int core_reload_credentials(struct ca_core *core, estca_reason *why);
-
 /* ESTCA_OK or ESTCA_E_AUTH. */
 int core_check_password(struct ca_core *core, const char *user, const char *password);
 

@@ -53,9 +53,7 @@ struct ca_core {
     struct core_label *labels;
     size_t n_labels;
     const struct core_label *default_label;
-    struct credentials *credentials;   /* NULL: no users file, no password succeeds */
-    char *users_file;                  /* what core_reload_credentials reads again */
-    pthread_rwlock_t credentials_lock; /* read: a password check; write: a reload */
+    struct credentials *credentials; /* NULL: no users file, no password succeeds */
     struct ledger *ledger;
     struct crl_publisher *crl_publisher; /* NULL until core_start_crl_publisher */
     struct audit_log *audit;             /* NULL: no [audit] path */

@@ -4,6 +4,7 @@
 #include "core.h"
 #include "crl_http.h"
 #include "est_server.h"
+#include "metrics_http.h"
 #include "pem_file.h"
 #include "token.h"
 
@@ -30,7 +31,8 @@ struct daemon_state {
     STACK_OF(X509) *tls_chain; /* leaf first */
     EVP_PKEY *tls_key;
     struct est_server *server;
-    struct crl_http *crl_server; /* NULL: no [server] crl_listen */
+    struct crl_http *crl_server;         /* NULL: no [server] crl_listen */
+    struct metrics_http *metrics_server; /* NULL: no [server] metrics_listen */
     /* The core as the token supervisor's thread may audit with it: NULL once stopping. */
     pthread_mutex_t audit_lock;
     struct ca_core *audit_core;
@@ -131,6 +133,12 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     };
     rc = est_server_start(&options, state->core, &state->server, why);
     sk_X509_unshift(state->tls_chain, leaf);
+    if (rc != ESTCA_OK || config->metrics_listen == NULL)
+        return rc;
+    rc = metrics_http_start(config->metrics_listen, state->server, &state->metrics_server, why);
+    if (rc == ESTCA_OK)
+        fprintf(stderr, "event=metrics-listening listen=%s port=%d\n", config->metrics_listen,
+                metrics_http_port(state->metrics_server));
     return rc;
 }
 
@@ -138,6 +146,7 @@ static void stop(struct daemon_state *state)
 {
     if (!est_server_drain(state->server, DRAIN_TIMEOUT_MS))
         fprintf(stderr, "event=drain-timeout after_ms=%d\n", DRAIN_TIMEOUT_MS);
+    metrics_http_stop(state->metrics_server);
     est_server_stop(state->server);
     crl_http_stop(state->crl_server);
     EVP_PKEY_free(state->tls_key);
@@ -151,19 +160,132 @@ static void stop(struct daemon_state *state)
     config_free(state->config);
 }
 
-/* SIGHUP: the users file again, so that estca user add|passwd|del take effect without a
- * restart. (The rest of the configuration is read at start only.) */
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* What a reload cannot change: the token the keys are on, the listeners and their workers, the
+ * ledger and the audit log (a second file would split the record). */
+static int check_restart_only(const struct estca_config *running, const struct estca_config *next,
+                              estca_reason *why)
+{
+    const struct {
+        const char *setting;
+        bool changed;
+    } fixed[] = {
+        {"[token] module", !same_text(running->module_path, next->module_path)},
+        {"[token] uri", !same_text(running->token_uri, next->token_uri)},
+        {"[token] pin_file", !same_text(running->pin_file, next->pin_file)},
+        {"[token] sessions", running->token_sessions != next->token_sessions},
+        {"[server] listen", !same_text(running->listen, next->listen)},
+        {"[server] threads", running->threads != next->threads},
+        {"[server] max_body", running->max_body != next->max_body},
+        {"[server] request_timeout_ms", running->request_timeout_ms != next->request_timeout_ms},
+        {"[server] max_connections_per_address",
+         running->max_connections_per_address != next->max_connections_per_address},
+        {"[server] crl_listen", !same_text(running->crl_listen, next->crl_listen)},
+        {"[server] metrics_listen", !same_text(running->metrics_listen, next->metrics_listen)},
+        {"[ledger] path", !same_text(running->ledger_path, next->ledger_path)},
+        {"[audit] path", !same_text(running->audit_path, next->audit_path)},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (fixed[i].changed)
+            return estca_fail(why, ESTCA_E_CONFIG, "%s changed: that takes a restart",
+                              fixed[i].setting);
+    }
+    return ESTCA_OK;
+}
+
+/* What a reload builds before anything in service changes. */
+struct reloaded {
+    struct estca_config *config;
+    struct ca_core *core;
+    STACK_OF(X509) *tls_chain;
+    EVP_PKEY *tls_key;
+};
+
+static void reloaded_free(struct reloaded *next)
+{
+    core_free(next->core);
+    EVP_PKEY_free(next->tls_key);
+    sk_X509_pop_free(next->tls_chain, X509_free);
+    config_free(next->config);
+}
+
+static int prepare_reload(struct daemon_state *state, struct reloaded *next, estca_reason *why)
+{
+    int rc = config_load(state->config->path, &next->config, why);
+    if (rc == ESTCA_OK)
+        rc = check_restart_only(state->config, next->config, why);
+    if (rc == ESTCA_OK)
+        rc = core_open(next->config, state->token, &next->core, why);
+    if (rc == ESTCA_OK)
+        rc = pem_read_certificates(next->config->tls_certificate_file, &next->tls_chain, why);
+    if (rc == ESTCA_OK)
+        rc = pem_load_private_key(state->token, next->config->tls_key, &next->tls_key, why);
+    if (rc == ESTCA_OK &&
+        (sk_X509_num(next->tls_chain) < 1 ||
+         X509_check_private_key(sk_X509_value(next->tls_chain, 0), next->tls_key) != 1))
+        rc = estca_fail_openssl(why, ESTCA_E_CONFIG, "the TLS key does not match %s",
+                                next->config->tls_certificate_file);
+    if (rc == ESTCA_OK)
+        rc = core_start_crl_publisher(next->core, log_crl_event, NULL, why);
+    return rc;
+}
+
+/* Puts next in service: first the listener's credentials (the one step that may still fail
+ * without effect), then the core, which waits for the requests that began before. */
+static int commit_reload(struct daemon_state *state, struct reloaded *next, estca_reason *why)
+{
+    X509 *leaf = sk_X509_shift(next->tls_chain);
+    int rc = est_server_replace_tls(state->server, leaf, next->tls_chain, next->tls_key, why);
+    sk_X509_unshift(next->tls_chain, leaf);
+    if (rc != ESTCA_OK)
+        return rc;
+    crl_http_replace_core(state->crl_server, next->core);
+    struct ca_core *old = NULL;
+    rc = est_server_replace_core(state->server, next->core, DRAIN_TIMEOUT_MS, &old, why);
+    if (rc == ESTCA_E_UNAVAILABLE)
+        fprintf(stderr, "event=reload-previous-busy reason=\"%s\"\n", why->text);
+    else if (rc != ESTCA_OK) {
+        crl_http_replace_core(state->crl_server, state->core);
+        return rc;
+    }
+    pthread_mutex_lock(&state->audit_lock);
+    state->audit_core = next->core;
+    pthread_mutex_unlock(&state->audit_lock);
+    core_free(old); /* NULL when a request still holds it: then it is never freed */
+    state->core = next->core;
+    EVP_PKEY_free(state->tls_key);
+    state->tls_key = next->tls_key;
+    sk_X509_pop_free(state->tls_chain, X509_free);
+    state->tls_chain = next->tls_chain;
+    config_free(state->config);
+    state->config = next->config;
+    *next = (struct reloaded){0};
+    return ESTCA_OK;
+}
+
+/* SIGHUP: the whole configuration again (labels, CAs, profiles, policies, users, the
+ * listener's certificate and key), while requests keep being served: those that began before
+ * finish with what they began with. A configuration that does not load, or that changes what
+ * only a restart can, leaves everything as it was. */
 static void reload(struct daemon_state *state)
 {
     estca_reason why = {{0}};
-    int rc = core_reload_credentials(state->core, &why);
+    struct reloaded next = {0};
+    int rc = prepare_reload(state, &next, &why);
     if (rc == ESTCA_OK)
-        fprintf(stderr, "event=reloaded what=users\n");
+        rc = commit_reload(state, &next, &why);
+    reloaded_free(&next);
+    if (rc == ESTCA_OK)
+        fprintf(stderr, "event=reloaded what=configuration path=%s\n", state->config->path);
     else
-        fprintf(stderr, "event=reload-failed what=users status=%s reason=\"%s\"\n",
+        fprintf(stderr, "event=reload-failed what=configuration status=%s reason=\"%s\"\n",
                 estca_status_name(rc), why.text);
-    audit_note(state, rc == ESTCA_OK ? "users-reloaded" : "users-reload-failed",
-               rc == ESTCA_OK ? "" : why.text);
+    audit_note(state, rc == ESTCA_OK ? "configuration-reloaded" : "configuration-reload-failed",
+               rc == ESTCA_OK ? state->config->path : why.text);
 }
 
 int main(int argc, char **argv)

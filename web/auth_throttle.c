@@ -115,3 +115,13 @@ void auth_throttle_succeeded(struct auth_throttle *t, const char *key)
     }
     pthread_mutex_unlock(&t->lock);
 }
+
+unsigned long auth_throttle_backing_off(struct auth_throttle *t, time_t now)
+{
+    unsigned long n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < SLOTS; i++)
+        n += t->slots[i].blocked_until > now;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}

@@ -24,4 +24,7 @@ bool auth_throttle_allows(struct auth_throttle *throttle, const char *key, time_
 void auth_throttle_failed(struct auth_throttle *throttle, const char *key, time_t now);
 void auth_throttle_succeeded(struct auth_throttle *throttle, const char *key);
 
+/* For the metrics: the keys backing off now (at most the table's size). */
+unsigned long auth_throttle_backing_off(struct auth_throttle *throttle, time_t now);
+
 #endif

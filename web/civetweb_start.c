@@ -37,3 +37,46 @@ int civetweb_start(const char **config, struct mg_callbacks *callbacks, void *us
     *port = bound.port;
     return ESTCA_OK;
 }
+
+int civetweb_start_plain(const char *listen, const char *what,
+                         int (*handle)(struct mg_connection *conn), void *user_data,
+                         struct mg_context **ctx, int *port, estca_reason *why)
+{
+    if (listen == NULL || strpbrk(listen, ", \t") != NULL)
+        return estca_fail(why, ESTCA_E_CONFIG, "the %s listener must be one host:port", what);
+    // clang-format off
+    const char *config[] = {
+        "listening_ports",          listen,
+        "num_threads",              "4",
+        "request_timeout_ms",       "10000",
+        "enable_directory_listing", "no",
+        NULL,
+    };
+    // clang-format on
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.begin_request = handle;
+    mg_init_library(0);
+    char name[300];
+    snprintf(name, sizeof name, "%s (%s)", listen, what);
+    return civetweb_start(config, &callbacks, user_data, name, ctx, port, why);
+}
+
+void civetweb_stop_plain(struct mg_context *ctx)
+{
+    if (ctx != NULL)
+        mg_stop(ctx);
+    mg_exit_library();
+}
+
+int civetweb_respond(struct mg_connection *conn, int status, const char *type, const void *body,
+                     size_t len)
+{
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
+              status, mg_get_response_code_text(conn, status), type, len);
+    if (len > 0)
+        mg_write(conn, body, len);
+    return status;
+}

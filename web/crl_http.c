@@ -5,6 +5,7 @@
 
 #include <civetweb.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,26 +16,14 @@
 
 struct crl_http {
     struct mg_context *ctx;
+    pthread_rwlock_t core_lock; /* read: a request copying a CRL; write: a reload */
     struct ca_core *core;
     int port;
 };
 
-static void respond(struct mg_connection *conn, int status, const char *type,
-                    const unsigned char *body, size_t len)
-{
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
-                     status, mg_get_response_code_text(conn, status), type, len);
-    mg_write(conn, head, (size_t)n);
-    if (len > 0)
-        mg_write(conn, body, len);
-}
-
 static void respond_text(struct mg_connection *conn, int status, const char *text)
 {
-    respond(conn, status, "text/plain", (const unsigned char *)text, strlen(text));
+    civetweb_respond(conn, status, "text/plain", text, strlen(text));
 }
 
 /* "/crl/issuing.crl" -> "issuing"; false for anything else. */
@@ -64,13 +53,15 @@ static int on_request(struct mg_connection *conn)
     unsigned char *der = NULL;
     size_t len = 0;
     estca_reason why = {{0}};
+    pthread_rwlock_rdlock(&server->core_lock);
     int rc = core_crl_der(server->core, name, &der, &len, &why);
+    pthread_rwlock_unlock(&server->core_lock);
     if (rc == ESTCA_E_NOT_FOUND)
         respond_text(conn, 404, "no such CA\n");
     else if (rc != ESTCA_OK)
         respond_text(conn, 503, "no CRL signed yet; retry later\n");
     else
-        respond(conn, 200, "application/pkix-crl", der, len);
+        civetweb_respond(conn, 200, "application/pkix-crl", der, len);
     OPENSSL_free(der);
     return 200; /* handled */
 }
@@ -79,28 +70,13 @@ int crl_http_start(const char *listen, struct ca_core *core, struct crl_http **o
                    estca_reason *why)
 {
     *out = NULL;
-    if (listen == NULL || strpbrk(listen, ", \t") != NULL)
-        return estca_fail(why, ESTCA_E_CONFIG, "crl_listen must be one host:port");
     struct crl_http *server = calloc(1, sizeof *server);
     if (server == NULL)
         return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
+    pthread_rwlock_init(&server->core_lock, NULL);
     server->core = core;
-    // clang-format off
-    const char *config[] = {
-        "listening_ports",          listen,
-        "num_threads",              "4",
-        "request_timeout_ms",       "10000",
-        "enable_directory_listing", "no",
-        NULL,
-    };
-    // clang-format on
-    struct mg_callbacks callbacks;
-    memset(&callbacks, 0, sizeof callbacks);
-    callbacks.begin_request = on_request;
-    mg_init_library(0);
-    char what[300];
-    snprintf(what, sizeof what, "%s (CRLs)", listen);
-    int rc = civetweb_start(config, &callbacks, server, what, &server->ctx, &server->port, why);
+    int rc =
+        civetweb_start_plain(listen, "CRLs", on_request, server, &server->ctx, &server->port, why);
     if (rc != ESTCA_OK) {
         crl_http_stop(server);
         return rc;
@@ -114,12 +90,20 @@ int crl_http_port(const struct crl_http *server)
     return server != NULL ? server->port : 0;
 }
 
+void crl_http_replace_core(struct crl_http *server, struct ca_core *core)
+{
+    if (server == NULL)
+        return;
+    pthread_rwlock_wrlock(&server->core_lock);
+    server->core = core;
+    pthread_rwlock_unlock(&server->core_lock);
+}
+
 void crl_http_stop(struct crl_http *server)
 {
     if (server == NULL)
         return;
-    if (server->ctx != NULL)
-        mg_stop(server->ctx);
-    mg_exit_library();
+    civetweb_stop_plain(server->ctx);
+    pthread_rwlock_destroy(&server->core_lock);
     free(server);
 }

@@ -10,11 +10,14 @@
 
 struct crl_http;
 
-/* listen: "127.0.0.1:8080" (port 0: any free port). The core must outlive the listener.
+/* listen: "127.0.0.1:8080" (port 0: any free port). The core must outlive its use here.
  * Caller frees with crl_http_stop. */
 int crl_http_start(const char *listen, struct ca_core *core, struct crl_http **out,
                    estca_reason *why);
 int crl_http_port(const struct crl_http *server);
+/* A reload: requests from now on read core's CRLs; once this returns, none reads the
+ * previous core's. */
+void crl_http_replace_core(struct crl_http *server, struct ca_core *core);
 void crl_http_stop(struct crl_http *server);
 
 #endif

@@ -192,7 +192,7 @@ int est_csrattrs_encode(const struct core_label *label, char **body, size_t *bod
 
 void est_csrattrs_handle(struct est_request *req)
 {
-    const struct est_label_body *entry = est_label_bodies_find(&req->server->csrattrs, req->label);
+    const struct est_label_body *entry = est_label_bodies_find(&req->generation->csrattrs, req->label);
     if (entry == NULL) {
         est_note(req, "no /csrattrs entry for label %s", core_label_name(req->label));
         est_respond_error(req, 500, NULL, "internal error");

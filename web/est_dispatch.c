@@ -15,7 +15,7 @@ static void route_and_handle(struct est_request *req)
     }
     req->routed = true;
     const struct est_route *route = &req->route;
-    req->label = core_find_label(req->server->core, route->has_label ? route->label : NULL);
+    req->label = core_find_label(req->core, route->has_label ? route->label : NULL);
     if (req->label == NULL) {
         est_respond_error(req, 404, NULL,
                           route->has_label ? "no such CA label" : "no default CA label");
@@ -120,7 +120,7 @@ static void audit_refusal(const struct est_request *req)
         (req->route.op != EST_OP_SIMPLEENROLL && req->route.op != EST_OP_SIMPLEREENROLL &&
          req->route.op != EST_OP_SERVERKEYGEN))
         return;
-    core_audit_refusal(req->server->core, est_op_name(req->route.op), req->label,
+    core_audit_refusal(req->core, est_op_name(req->route.op), req->label,
                        req->requester[0] != '\0' ? req->requester : NULL, req->info->remote_addr,
                        req->status, req->reason);
 }
@@ -135,6 +135,8 @@ int est_dispatch(struct mg_connection *conn)
     req.info = mg_get_request_info(conn);
     req.body = EST_BODY_UNREAD;
     atomic_fetch_add(&req.server->active_requests, 1);
+    req.generation = est_generation_acquire(req.server);
+    req.core = req.generation->core;
     if (atomic_load(&req.server->draining))
         est_respond_error(&req, 503, "Retry-After: 5\r\n", "the server is shutting down");
     else
@@ -145,7 +147,9 @@ int est_dispatch(struct mg_connection *conn)
         req.status = 500;
     }
     log_request(&req);
+    est_metrics_count(req.server, &req);
     audit_refusal(&req);
+    est_generation_release(req.generation);
     atomic_fetch_sub(&req.server->active_requests, 1);
     /* A positive value tells CivetWeb the request is answered; it logs it as the status. */
     return req.status;

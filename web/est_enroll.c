@@ -41,6 +41,7 @@ static bool throttled(struct est_request *req, const char *user_key, const char 
     snprintf(retry_after, sizeof retry_after, "Retry-After: %d\r\n",
              user_wait > addr_wait ? user_wait : addr_wait);
     est_note(req, "throttled: too many failed logins for %s", user_ok ? addr_key : user_key);
+    atomic_fetch_add(&req->server->logins_throttled, 1);
     est_respond_error(req, 429, retry_after, "too many failed logins; try again later");
     return true;
 }
@@ -60,7 +61,7 @@ static bool authenticate(struct est_request *req)
             http_basic_credentials_clear(&credentials);
             return false;
         }
-        rc = core_check_password(req->server->core, credentials.user, credentials.password);
+        rc = core_check_password(req->core, credentials.user, credentials.password);
         if (rc == ESTCA_OK) {
             snprintf(req->requester, sizeof req->requester, "user:%s", credentials.user);
             auth_throttle_succeeded(req->server->throttle, user_key);
@@ -70,6 +71,7 @@ static bool authenticate(struct est_request *req)
                        credentials.user);
             auth_throttle_failed(req->server->throttle, user_key, time(NULL));
             auth_throttle_failed(req->server->throttle, addr_key, time(NULL));
+            atomic_fetch_add(&req->server->login_failures, 1);
         }
     }
     http_basic_credentials_clear(&credentials);
@@ -216,7 +218,7 @@ void est_enroll_handle(struct est_request *req)
     X509 *cert = NULL;
     estca_reason why = {{0}};
     req->core_decided = true;
-    int rc = core_enroll(req->server->core, req->label, csr, req->requester, &cert, &why);
+    int rc = core_enroll(req->core, req->label, csr, req->requester, &cert, &why);
     X509_REQ_free(csr);
     respond_issued(req, rc, cert, &why);
 }
@@ -242,8 +244,8 @@ void est_reenroll_handle(struct est_request *req)
     X509 *cert = NULL;
     estca_reason why = {{0}};
     req->core_decided = true;
-    int rc = core_reenroll(req->server->core, req->label, csr, current,
-                           SSL_get_peer_cert_chain(ssl), req->requester, &cert, &why);
+    int rc = core_reenroll(req->core, req->label, csr, current, SSL_get_peer_cert_chain(ssl),
+                           req->requester, &cert, &why);
     X509_REQ_free(csr);
     respond_issued(req, rc, cert, &why);
 }
@@ -375,7 +377,7 @@ void est_serverkeygen_handle(struct est_request *req)
     if (rc == ESTCA_OK)
         req->core_decided = true;
     if (rc == ESTCA_OK)
-        rc = core_serverkeygen(req->server->core, req->label, csr, req->requester, &cert, &pkcs8,
+        rc = core_serverkeygen(req->core, req->label, csr, req->requester, &cert, &pkcs8,
                                &pkcs8_len, &why);
     X509_REQ_free(csr);
     if (rc != ESTCA_OK) {

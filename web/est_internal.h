@@ -28,17 +28,36 @@ struct est_label_bodies {
     size_t n;
 };
 
+/* What one configuration gives the front: its core and the bodies encoded from it. Each
+ * request holds the generation that was current when it began; a reload (SIGHUP) makes a new
+ * one current, and the old one is freed once its last request is done (est_generation.c). */
+struct est_generation {
+    struct ca_core *core;
+    struct est_label_bodies cacerts;
+    struct est_label_bodies csrattrs;
+    atomic_int requests; /* holding it now */
+};
+
+/* est_metrics.c: answers counted per op (the last row: not routed) and status (the last
+ * column: a status not in its list). */
+#define EST_METRICS_OPS (EST_OP_FULLCMC + 2)
+#define EST_METRICS_STATUSES 17
+
 struct est_server {
     struct mg_context *ctx;
-    SSL_CTX *ssl_ctx;
-    struct ca_core *core;
+    SSL_CTX *ssl_ctx; /* CivetWeb's, with the credentials of start-up */
     size_t max_body;
     int port;
     bool library_initialised;
     struct auth_throttle *throttle; /* password guessing back-off */
-    struct est_label_bodies cacerts;
-    struct est_label_bodies csrattrs;
-    atomic_int active_requests; /* in est_dispatch now */
+    pthread_mutex_t generation_lock;
+    struct est_generation *generation; /* current; swapped under generation_lock */
+    SSL_CTX *tls_credentials;          /* the listener's current certificate and key; under
+                                          generation_lock, == ssl_ctx until a reload */
+    atomic_int active_requests;        /* in est_dispatch now */
+    atomic_ulong answers[EST_METRICS_OPS][EST_METRICS_STATUSES];
+    atomic_ulong login_failures;   /* credentials checked and wrong */
+    atomic_ulong logins_throttled; /* refused unchecked: 429 */
     atomic_bool draining;       /* est_server_drain: answer 503, close connections */
 };
 
@@ -56,6 +75,8 @@ enum est_body_state {
 struct est_request {
     struct mg_connection *conn;
     struct est_server *server;
+    struct est_generation *generation; /* held from dispatch to the log line */
+    struct ca_core *core;              /* generation->core */
     const struct mg_request_info *info;
     struct timespec started;
     struct est_route route;
@@ -69,6 +90,22 @@ struct est_request {
     char reason[EST_LOG_REASON_MAX]; /* for the log line: why the status is not 200 */
     bool core_decided; /* the core judged the request, and recorded its decision in the audit */
 };
+
+/* est_generation.c. new: encodes the bodies of core (not owned: the caller frees the core
+ * after est_generation_free). acquire/release: a request's hold on the current generation. */
+int est_generation_new(struct ca_core *core, struct est_generation **out, estca_reason *why);
+void est_generation_free(struct est_generation *generation);
+struct est_generation *est_generation_acquire(struct est_server *server);
+void est_generation_release(struct est_generation *generation);
+/* The TLS client_hello callback of ssl_ctx: moves a new connection to tls_credentials when a
+ * reload has replaced them. */
+int est_tls_use_current_credentials(SSL *ssl, int *alert, void *server);
+
+/* est_server.c: waits until *count is 0 (true) or timeout_ms have passed (false). */
+bool est_wait_for_zero(atomic_int *count, int timeout_ms);
+
+/* est_metrics.c: counts req's answer. */
+void est_metrics_count(struct est_server *server, const struct est_request *req);
 
 /* est_dispatch.c: the CivetWeb begin_request callback; always answers. */
 int est_dispatch(struct mg_connection *conn);

@@ -4,6 +4,7 @@
 
 #include "civetweb_start.h"
 #include "est_internal.h"
+#include "est_response.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +93,7 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
     struct est_server *server = calloc(1, sizeof *server);
     if (server == NULL)
         return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
-    server->core = core;
+    pthread_mutex_init(&server->generation_lock, NULL);
     server->max_body = options->max_body > 0 ? options->max_body : EST_DEFAULT_MAX_BODY;
     int rc = init_library(server, why);
     if (rc == ESTCA_OK && (server->throttle = auth_throttle_new()) == NULL)
@@ -100,12 +101,11 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
     if (rc == ESTCA_OK)
         rc = est_tls_context_new(options->tls_certificate, options->tls_chain, options->tls_key,
                                  &server->ssl_ctx, why);
-    if (rc == ESTCA_OK)
-        rc = est_label_bodies_build(&server->cacerts, server->core, est_cacerts_encode, "/cacerts",
-                                    why);
-    if (rc == ESTCA_OK)
-        rc = est_label_bodies_build(&server->csrattrs, server->core, est_csrattrs_encode,
-                                    "/csrattrs", why);
+    if (rc == ESTCA_OK) {
+        server->tls_credentials = server->ssl_ctx;
+        SSL_CTX_set_client_hello_cb(server->ssl_ctx, est_tls_use_current_credentials, server);
+        rc = est_generation_new(core, &server->generation, why);
+    }
     if (rc == ESTCA_OK)
         rc = start_civetweb(server, options, why);
     if (rc != ESTCA_OK) {
@@ -121,6 +121,19 @@ int est_server_port(const struct est_server *server)
     return server != NULL ? server->port : 0;
 }
 
+bool est_wait_for_zero(atomic_int *count, int timeout_ms)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (atomic_load(count) > 0) {
+        if (est_elapsed_ms(&start) >= timeout_ms)
+            return false;
+        struct timespec tick = {.tv_nsec = 10 * 1000000L};
+        nanosleep(&tick, NULL);
+    }
+    return true;
+}
+
 bool est_server_drain(struct est_server *server, int timeout_ms)
 {
     if (server == NULL)
@@ -128,13 +141,7 @@ bool est_server_drain(struct est_server *server, int timeout_ms)
     atomic_store(&server->draining, true);
     /* CivetWeb's mg_stop drops the answers still being written (its writes give up once it
      * is stopping): wait for the handlers first. */
-    for (int waited = 0; atomic_load(&server->active_requests) > 0; waited += 10) {
-        if (waited >= timeout_ms)
-            return false;
-        struct timespec tick = {.tv_nsec = 10 * 1000000L};
-        nanosleep(&tick, NULL);
-    }
-    return true;
+    return est_wait_for_zero(&server->active_requests, timeout_ms);
 }
 
 void est_server_stop(struct est_server *server)
@@ -143,10 +150,12 @@ void est_server_stop(struct est_server *server)
         return;
     if (server->ctx != NULL)
         mg_stop(server->ctx); /* returns once every worker has finished its request */
+    if (server->tls_credentials != server->ssl_ctx)
+        SSL_CTX_free(server->tls_credentials);
     SSL_CTX_free(server->ssl_ctx);
     auth_throttle_free(server->throttle);
-    est_label_bodies_free(&server->cacerts);
-    est_label_bodies_free(&server->csrattrs);
+    est_generation_free(server->generation);
+    pthread_mutex_destroy(&server->generation_lock);
     if (server->library_initialised)
         mg_exit_library();
     free(server);

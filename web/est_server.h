@@ -37,6 +37,19 @@ int est_server_start(const struct est_server_options *options, struct ca_core *c
 /* The TCP port actually bound (useful with port 0). */
 int est_server_port(const struct est_server *server);
 
+/* A reload (SIGHUP): requests from now on are served by core; those that began before finish
+ * on the previous core, which *old then returns for the caller to free (the caller frees core
+ * after est_server_stop). ESTCA_E_UNAVAILABLE, with *old NULL, when a request still held the
+ * previous core after timeout_ms: it is then never freed. Any other error leaves the server as
+ * it was. */
+int est_server_replace_core(struct est_server *server, struct ca_core *core, int timeout_ms,
+                            struct ca_core **old, estca_reason *why);
+
+/* New TLS connections get this certificate, chain (may be NULL) and key (borrowed: the server
+ * takes its own references); connections already open keep theirs. */
+int est_server_replace_tls(struct est_server *server, X509 *certificate, STACK_OF(X509) *chain,
+                           EVP_PKEY *key, estca_reason *why);
+
 /* Lets the requests being handled finish and answers any new one 503 ("shutting down"),
  * closing every connection after its answer; true once none is left, false after
  * timeout_ms. Call before est_server_stop, which would drop unfinished answers. */
