@@ -22,7 +22,7 @@
 
 /* The sections: [token], [server], ... apply to struct estca_config itself; [ca:NAME] and
  * [label:NAME] each to one element of its array. */
-enum section_kind { SECTION_NONE, SECTION_GLOBAL, SECTION_CA, SECTION_LABEL };
+enum section_kind { SECTION_NONE, SECTION_GLOBAL, SECTION_CA, SECTION_LABEL, SECTION_POLICY };
 
 /* PATH values are resolved against the configuration file's directory; STRING values
  * (URIs, names, host:port) are kept as written; KEY values are a PKCS#11 URI (kept) or a
@@ -58,6 +58,7 @@ struct key_spec {
 #define GLOBAL(field) offsetof(struct estca_config, field)
 #define CA(field) offsetof(struct config_ca, field)
 #define LABEL(field) offsetof(struct config_label, field)
+#define POLICY(field) offsetof(struct config_policy, field)
 
 /* In the order of enum config_csr_key and enum config_csr_hash, from their first set value. */
 static const char *const csr_key_words[] = {"rsa:2048", "rsa:3072", "rsa:4096",
@@ -101,12 +102,22 @@ static const struct key_spec key_specs[] = {
     {"label", "approval", VALUE_ENUM, LABEL(manual_approval), 0, 1, approval_words},
     {"label", "retry_after", VALUE_INT, LABEL(retry_after_seconds), 1, 86400, NULL},
     {"label", "serverkeygen", VALUE_ENUM, LABEL(serverkeygen), 0, 1, yes_no_words},
+    {"label", "otp", VALUE_ENUM, LABEL(otp), 0, 1, yes_no_words},
     {"label", "key_usage", VALUE_STRING, LABEL(key_usage), 0, 0, NULL},
     {"label", "extended_key_usage", VALUE_STRING, LABEL(extended_key_usage), 0, 0, NULL},
     {"label", "csr_ca_request", VALUE_ENUM, LABEL(csr_ca_request), 0, 1, ca_request_words},
     {"label", "rsa_min_bits", VALUE_INT, LABEL(rsa_min_bits), 2048, 16384, NULL},
     {"label", "allowed_dns", VALUE_STRING, LABEL(allowed_dns), 0, 0, NULL},
     {"label", "subject_override", VALUE_STRING, LABEL(subject_override), 0, 0, NULL},
+    {"label", "cert_auth", VALUE_ENUM, LABEL(cert_auth), 0, 1, yes_no_words},
+    {"label", "client_ca", VALUE_PATH, LABEL(client_ca), 0, 0, NULL},
+    {"label", "client_crl", VALUE_PATH, LABEL(client_crl), 0, 0, NULL},
+    {"label", "ra_ca", VALUE_PATH, LABEL(ra_ca), 0, 0, NULL},
+    {"policy", "identities", VALUE_STRING, POLICY(identities), 0, 0, NULL},
+    {"policy", "labels", VALUE_STRING, POLICY(labels), 0, 0, NULL},
+    {"policy", "subject", VALUE_STRING, POLICY(subject), 0, 0, NULL},
+    {"policy", "san", VALUE_STRING, POLICY(san), 0, 0, NULL},
+    {"policy", "max_certificates", VALUE_INT, POLICY(max_certificates), 1, 1000000, NULL},
     {"ca", "crl_url", VALUE_STRING, CA(crl_url), 0, 0, NULL},
     {"ca", "ca_issuers_url", VALUE_STRING, CA(ca_issuers_url), 0, 0, NULL},
     {"ca", "crl_file", VALUE_PATH, CA(crl_file), 0, 0, NULL},
@@ -220,8 +231,30 @@ static int open_label_section(struct parse_state *state, const char *name)
     label->csr_require_challenge_password = -1;
     label->manual_approval = -1;
     label->serverkeygen = -1;
+    label->otp = -1;
     label->csr_ca_request = -1;
+    label->cert_auth = -1;
     state->section_base = label;
+    return 1;
+}
+
+/* [policy:NAME]: kept in file order, which decides which policy applies (authz.h). */
+static int open_policy_section(struct parse_state *state, const char *name)
+{
+    struct estca_config *config = state->config;
+    for (size_t i = 0; i < config->n_policies; i++) {
+        if (strcmp(config->policies[i].name, name) == 0)
+            return parse_fail(state, ESTCA_E_CONFIG, "duplicate section [policy:%s]", name);
+    }
+    struct config_policy *policies = grow(config->policies, config->n_policies, sizeof *policies);
+    if (policies == NULL)
+        return parse_fail(state, ESTCA_E_NOMEM, "out of memory");
+    config->policies = policies;
+    struct config_policy *policy = &policies[config->n_policies];
+    if ((policy->name = strdup(name)) == NULL)
+        return parse_fail(state, ESTCA_E_NOMEM, "out of memory");
+    config->n_policies++;
+    state->section_base = policy;
     return 1;
 }
 
@@ -235,6 +268,10 @@ static int open_section(struct parse_state *state, const char *name)
     if (strncmp(name, "label:", 6) == 0 && name[6] != '\0') {
         state->section_kind = SECTION_LABEL;
         return open_label_section(state, name + 6);
+    }
+    if (strncmp(name, "policy:", 7) == 0 && name[7] != '\0') {
+        state->section_kind = SECTION_POLICY;
+        return open_policy_section(state, name + 7);
     }
     size_t n_globals = sizeof global_sections / sizeof *global_sections;
     size_t index = 0;
@@ -303,9 +340,10 @@ static char *read_line(char *buf, int cap, void *stream)
 
 static const struct key_spec *find_key(const struct parse_state *state, const char *name)
 {
-    const char *section = state->section_kind == SECTION_CA      ? "ca"
-                          : state->section_kind == SECTION_LABEL ? "label"
-                                                                 : state->section;
+    const char *section = state->section_kind == SECTION_CA       ? "ca"
+                          : state->section_kind == SECTION_LABEL  ? "label"
+                          : state->section_kind == SECTION_POLICY ? "policy"
+                                                                  : state->section;
     for (size_t i = 0; i < sizeof key_specs / sizeof *key_specs; i++) {
         if (strcmp(key_specs[i].section, section) == 0 && strcmp(key_specs[i].name, name) == 0)
             return &key_specs[i];
@@ -457,12 +495,16 @@ static int apply_defaults(struct estca_config *config)
             label->manual_approval = 0;
         if (label->serverkeygen < 0)
             label->serverkeygen = 0;
+        if (label->otp < 0)
+            label->otp = 0;
         if (label->retry_after_seconds < 1)
             label->retry_after_seconds = DEFAULT_RETRY_AFTER_SECONDS;
         if (label->csr_ca_request < 0)
             label->csr_ca_request = CONFIG_CA_REQUEST_REFUSE;
         if (label->rsa_min_bits < 1)
             label->rsa_min_bits = DEFAULT_RSA_MIN_BITS;
+        if (label->cert_auth < 0)
+            label->cert_auth = 0;
     }
     for (size_t i = 0; i < config->n_cas; i++) {
         if (config->cas[i].crl_validity_hours < 1)
@@ -676,8 +718,19 @@ void config_free(struct estca_config *config)
         free(config->labels[i].extended_key_usage);
         free(config->labels[i].allowed_dns);
         free(config->labels[i].subject_override);
+        free(config->labels[i].client_ca);
+        free(config->labels[i].client_crl);
+        free(config->labels[i].ra_ca);
     }
     free(config->labels);
+    for (size_t i = 0; i < config->n_policies; i++) {
+        free(config->policies[i].name);
+        free(config->policies[i].identities);
+        free(config->policies[i].labels);
+        free(config->policies[i].subject);
+        free(config->policies[i].san);
+    }
+    free(config->policies);
     free(config->path);
     free(config->module_path);
     free(config->token_uri);

@@ -26,6 +26,8 @@
  *              no = verify-if-present, never both keys at once;
  *              approval (auto/manual), retry_after (seconds a 202 asks the client to wait),
  *              serverkeygen (yes/no, default no: /serverkeygen, RFC 7030 §4.4);
+ *              otp (yes/no, default no: one-time codes of estca otp issue, as the password
+ *              of user otp-N or in the CSR's otpChallenge, RFC 7894; otp.h);
  *              the profile: key_usage, extended_key_usage (comma-separated names),
  *              csr_ca_request (refuse/ignore a CSR asking for CA:TRUE), rsa_min_bits,
  *              allowed_dns (patterns DNS names must match), subject_override (fixed
@@ -35,6 +37,11 @@
  *   [server]   also crl_listen (host:port, plain HTTP, serves /crl/<ca>.crl), metrics_listen
  *              (host:port, plain HTTP, serves /metrics)
  *   [audit]    path, signer (a CA name), checkpoint_every (lines)
+ *   [label:NAME] also client certificates (client_trust.h): cert_auth (yes/no, default no:
+ *              /simpleenroll and /serverkeygen by a TLS client certificate alone),
+ *              client_ca, client_crl (PEM files), ra_ca (PEM: RA anchors, id-kp-cmcRA)
+ *   [policy:NAME] authorization (authz.h), in file order: identities (patterns, required),
+ *              labels, subject, san (patterns with ${user} and ${cn}), max_certificates
  */
 #ifndef ESTCA_CONFIG_H
 #define ESTCA_CONFIG_H
@@ -98,12 +105,27 @@ struct config_label {
     int manual_approval;                /* 0: issue at once; 1: an operator approves first */
     int retry_after_seconds;            /* what a 202 tells the client to wait */
     int serverkeygen;                   /* 0 or 1: /serverkeygen allowed */
+    int otp;                            /* 0 or 1: one-time enrollment codes accepted (otp.h) */
     char *key_usage;                    /* "digitalSignature,keyEncipherment" (NULL: by key type) */
     char *extended_key_usage;           /* "clientAuth,serverAuth" (NULL: those two) */
     int csr_ca_request;                 /* enum config_ca_request */
     int rsa_min_bits;                   /* smallest RSA key accepted in a CSR */
     char *allowed_dns;      /* "*.dev.example.com, gw.example.com": DNS SANs must match one */
     char *subject_override; /* "/O=Example/OU=Devices": these attributes replace the CSR's */
+    int cert_auth;          /* 0 or 1: enrollment by a verified TLS client certificate alone */
+    char *client_ca;        /* PEM anchors and intermediates for client certificates (NULL: none) */
+    char *client_crl;       /* PEM or DER CRLs for client_ca (NULL: no CRL checking) */
+    char *ra_ca;            /* PEM anchors of RA certificates (NULL: no RAs) */
+};
+
+/* An authorization policy (authz.h); the lists as written, split by authz. */
+struct config_policy {
+    char *name;
+    char *identities;     /* patterns over "user:...", "cert:...", "ra:..." (required) */
+    char *labels;         /* NULL: every label */
+    char *subject;        /* NULL: any subject */
+    char *san;            /* NULL: any subjectAltName */
+    int max_certificates; /* valid certificates at once; 0: no limit */
 };
 
 struct estca_config {
@@ -137,6 +159,8 @@ struct estca_config {
     size_t n_cas;
     struct config_label *labels;
     size_t n_labels;
+    struct config_policy *policies; /* in file order: the first that names an identity decides */
+    size_t n_policies;
 };
 
 /* Parses and validates path. Caller frees with config_free. Unknown sections or keys are

@@ -2,6 +2,9 @@
  * and checked in core_open; afterwards the core is immutable, so many threads may use it. */
 #include "core_internal.h"
 
+#include "authz.h"
+#include "client_trust.h"
+
 #include <openssl/obj_mac.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +99,7 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
         label->manual_approval = source->manual_approval != 0;
         label->retry_after_seconds = source->retry_after_seconds;
         label->serverkeygen = source->serverkeygen != 0;
+        label->otp = source->otp == 1;
         label->refuse_ca_request = source->csr_ca_request != CONFIG_CA_REQUEST_IGNORE;
         label->rsa_min_bits = source->rsa_min_bits > 0 ? source->rsa_min_bits : 2048;
         estca_reason profile_why = {{0}};
@@ -113,6 +117,9 @@ static int load_labels(struct ca_core *core, const struct estca_config *config, 
             return estca_fail(why, rc == ESTCA_E_INVALID ? ESTCA_E_CONFIG : rc, "[label:%s] %.400s",
                               source->name, profile_why.text);
         csr_attrs_from_config(source, &label->csr_attrs);
+        rc = client_trust_load(config, source, label->ca->certificate, &label->client_trust, why);
+        if (rc != ESTCA_OK)
+            return rc;
         if (config->default_label != NULL && strcmp(label->name, config->default_label) == 0)
             core->default_label = label;
     }
@@ -138,6 +145,8 @@ int core_open(const struct estca_config *config, struct hsm_token *token, struct
         rc = ledger_open(config->ledger_path, &core->ledger, why);
     if (rc == ESTCA_OK)
         rc = core_audit_open(core, config, why);
+    if (rc == ESTCA_OK)
+        rc = authz_new(config, &core->authz, why);
     if (rc != ESTCA_OK) {
         core_free(core);
         return rc;
@@ -154,10 +163,12 @@ void core_free(struct ca_core *core)
     audit_close(core->audit);                /* its last checkpoint is signed by a CA key */
     ledger_close(core->ledger);
     credentials_free(core->credentials);
+    authz_free(core->authz);
     for (size_t i = 0; i < core->n_labels; i++) {
         free(core->labels[i].name);
         free(core->labels[i].allowed_dns);
         X509_NAME_free(core->labels[i].subject_override);
+        client_trust_free(core->labels[i].client_trust);
     }
     free(core->labels);
     for (size_t i = 0; i < core->n_cas; i++)

@@ -164,4 +164,33 @@ void core_audit_refusal(struct ca_core *core, const char *operation, const struc
                         const char *requester, const char *peer, int http_status,
                         const char *reason);
 
+/* ---- identities and authorization (issue 5: client certificates, RAs, policies) ---- */
+
+/* Who asks, as the EST front authenticated them. */
+struct core_identity {
+    const char *name;  /* "user:alice", "cert:CN=dev1,O=Example", "ra:CN=ra1,O=Example", "otp:7" */
+    X509 *certificate; /* the TLS client certificate behind a cert: or ra: name; else NULL */
+};
+
+/* TLS client-certificate authentication on label (client_trust.h): an RA when certificate
+ * verifies against the label's ra_ca and carries id-kp-cmcRA ("ra:<RFC 2253 subject>"), a
+ * device when the label has cert_auth = yes and it verifies against client_ca (with
+ * client_crl) or is one of the label's CA's own, unrevoked in the ledger ("cert:<subject>").
+ * chain: what else the client sent (may be NULL). identity gets the name.
+ * ESTCA_E_NOT_FOUND: the label authenticates nobody by certificate, or there is none (go on
+ * with HTTP Basic); ESTCA_E_AUTH: a certificate that does not verify (why says why);
+ * ESTCA_E_FORBIDDEN: revoked, or verifies as an RA's without id-kp-cmcRA. */
+int core_authenticate_certificate(struct ca_core *core, const struct core_label *label,
+                                  X509 *certificate, STACK_OF(X509) *chain, char *identity,
+                                  size_t size, estca_reason *why);
+
+/* core_enroll and core_serverkeygen for who, whose authorization policy (authz.h) is checked
+ * first: ESTCA_E_FORBIDDEN with the reason when it does not allow the request. The plain
+ * calls are these with who = {requester, NULL}. */
+int core_enroll_as(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                   const struct core_identity *who, X509 **out, estca_reason *why);
+int core_serverkeygen_as(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                         const struct core_identity *who, X509 **cert_out,
+                         unsigned char **pkcs8_out, size_t *pkcs8_len, estca_reason *why);
+
 #endif

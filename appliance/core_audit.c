@@ -1,7 +1,7 @@
 /* The core's use of the audit log (audit.h): which decisions it records and with what. Every
- * issuance outcome (issued, pending, refused with the reason), every failed password check,
- * and what estcad notes (start, token faults). Never a secret: passwords and keys are not
- * passed here. */
+ * issuance outcome (issued, pending, refused with the reason), every failed password check
+ * and refused one-time code, and what estcad notes (start, token faults). Never a secret:
+ * passwords, codes and keys are not passed here. */
 #include "core_internal.h"
 
 #include <openssl/bn.h>
@@ -60,13 +60,40 @@ int core_audit_issuance(struct ca_core *core, const char *operation, const struc
         json_object_set_new(fields, "status", json_string(estca_status_name(rc)));
         json_object_set_new(fields, "reason", json_string(why != NULL ? why->text : ""));
     }
+    /* RFC 7030 §3.7: the EST front does not compare an RA's CSR with its own TLS channel
+     * (the device made it on another); the record says so. */
+    if (requester != NULL && strncmp(requester, "ra:", 3) == 0 && label != NULL &&
+        label->csr_attrs.pop_linking != CORE_POP_LINKING_OFF)
+        json_object_set_new(fields, "pop_linking",
+                            json_string("not compared: RA request (RFC 7030 section 3.7)"));
     append(core, operation, fields);
     return rc;
+}
+
+void core_audit_authz(struct ca_core *core, const char *operation, const struct core_label *label,
+                      const char *identity, const char *policy, int rc, const char *reason)
+{
+    if (core == NULL || core->audit == NULL)
+        return;
+    append(core, "authorization",
+           json_pack(
+               "{s:s, s:s, s:s, s:s, s:s, s:s}", "operation", operation != NULL ? operation : "-",
+               "label", label != NULL ? label->name : "-", "identity",
+               identity != NULL ? identity : "-", "policy", policy != NULL ? policy : "-", "result",
+               rc == ESTCA_OK ? "allowed" : "refused", "reason", reason != NULL ? reason : ""));
 }
 
 void core_audit_login_failure(const struct ca_core *core, const char *user)
 {
     append(core, "login-failed", json_pack("{s:s}", "user", user != NULL ? user : ""));
+}
+
+void core_audit_otp_refused(const struct ca_core *core, const struct core_label *label,
+                            const char *who, const char *reason)
+{
+    append(core, "otp-refused",
+           json_pack("{s:s, s:s, s:s}", "label", label != NULL ? label->name : "-", "credential",
+                     who != NULL ? who : "-", "reason", reason != NULL ? reason : ""));
 }
 
 void core_audit_note(struct ca_core *core, const char *event, const char *detail)

@@ -36,14 +36,16 @@ struct core_label {
     bool manual_approval;
     int retry_after_seconds;
     bool serverkeygen; /* /serverkeygen allowed */
+    bool otp;          /* one-time enrollment codes accepted (otp.h) */
     /* The profile (profile.h). */
     unsigned key_usage_bits; /* 0: by key type */
     int eku_nids[PROFILE_MAX_EKU];
     size_t n_eku; /* 0: clientAuth + serverAuth */
     bool refuse_ca_request;
     int rsa_min_bits;
-    char *allowed_dns;           /* NULL: any subjectAltName */
-    X509_NAME *subject_override; /* NULL: the CSR's subject as it is */
+    char *allowed_dns;                 /* NULL: any subjectAltName */
+    X509_NAME *subject_override;       /* NULL: the CSR's subject as it is */
+    struct client_trust *client_trust; /* NULL: nobody authenticates by certificate here */
 };
 
 struct ca_core {
@@ -57,6 +59,7 @@ struct ca_core {
     struct ledger *ledger;
     struct crl_publisher *crl_publisher; /* NULL until core_start_crl_publisher */
     struct audit_log *audit;             /* NULL: no [audit] path */
+    struct authz *authz;                 /* the [policy:] sections (authz.h) */
 };
 
 /* crl_publisher.c: stops and frees (NULL: nothing). */
@@ -96,6 +99,13 @@ int core_audit_open(struct ca_core *core, const struct estca_config *config, est
 int core_audit_issuance(struct ca_core *core, const char *operation, const struct core_label *label,
                         const char *requester, int rc, X509 *certificate, const estca_reason *why);
 void core_audit_login_failure(const struct ca_core *core, const char *user);
+/* An authorization decision (authz.c): policy "-" when none applied; rc ESTCA_OK: allowed. */
+void core_audit_authz(struct ca_core *core, const char *operation, const struct core_label *label,
+                      const char *identity, const char *policy, int rc, const char *reason);
+/* A one-time code refused before issuance (otp.c): who is "otp-N" (HTTP Basic) or
+ * "otpChallenge" (in the CSR); reason never holds the code. */
+void core_audit_otp_refused(const struct ca_core *core, const struct core_label *label,
+                            const char *who, const char *reason);
 
 /* approval.c: labels with approval = manual. approval_admit files or finds the CSR's request
  * of kind (an enrollment, or serverkeygen):

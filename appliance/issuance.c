@@ -2,9 +2,11 @@
  * a certificate out, durably recorded in the ledger before the caller sees it. Shares only
  * read-only state, so it runs on many worker threads at once; the token and the ledger serialise
  * what they must. */
+#include "authz.h"
 #include "certbuild.h"
 #include "core_internal.h"
 #include "keygen.h"
+#include "otp.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -202,7 +204,8 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
 }
 
 static int record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                  const char *requester, long replaces, X509 *certificate, estca_reason *why)
+                  const char *requester, long replaces, long otp_code, X509 *certificate,
+                  estca_reason *why)
 {
     unsigned char *csr_der = NULL;
     int csr_len = i2d_X509_REQ(csr, &csr_der);
@@ -216,13 +219,14 @@ static int record(struct ca_core *core, const struct core_label *label, X509_REQ
         .csr_der = csr_der,
         .csr_der_len = (size_t)csr_len,
         .replaces = replaces,
+        .otp_code = otp_code,
     };
     int rc = ledger_record_issued(core->ledger, &entry, why);
     OPENSSL_free(csr_der);
     /* A ledger that cannot write (disk full, I/O error, locked) is a dependency that is down:
      * the client should retry later (503), and the certificate it would have got is dropped
-     * unseen. */
-    return rc == ESTCA_OK ? ESTCA_OK : ESTCA_E_UNAVAILABLE;
+     * unseen. So is it when its one-time code was used up meanwhile (401). */
+    return rc == ESTCA_OK || rc == ESTCA_E_AUTH ? rc : ESTCA_E_UNAVAILABLE;
 }
 
 /* A key the token generates for the client (serverkeygen), and its public half. */
@@ -280,12 +284,13 @@ static int check_request(const struct core_label *label, X509_REQ *csr, bool own
 /* Signs and records the certificate for public_key; on failure nothing is left. */
 static int sign_and_record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                            const X509_PUBKEY *public_key, const struct requested_names *names,
-                           const char *requester, long replaces, X509 **out, estca_reason *why)
+                           const char *requester, long replaces, long otp_code, X509 **out,
+                           estca_reason *why)
 {
     int rc = sign_certificate(core, label, public_key, names, out, why);
     /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
     if (rc == ESTCA_OK)
-        rc = record(core, label, csr, requester, replaces, *out, why);
+        rc = record(core, label, csr, requester, replaces, otp_code, *out, why);
     if (rc != ESTCA_OK) {
         X509_free(*out);
         *out = NULL;
@@ -309,6 +314,12 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
         return estca_fail(why, ESTCA_E_UNAVAILABLE, "the token is unavailable; retry later");
     struct requested_names names = {0};
     int rc = check_request(label, csr, server_key == NULL, &names, why);
+    /* A one-time code's request (otp.h): the code is its policy, burnt with the certificate.
+     * Nothing is burnt before: a request that fails on the way (token down, 503) leaves the
+     * code usable for the device's retry. */
+    long otp_code = 0;
+    if (rc == ESTCA_OK)
+        rc = otp_admit(core, label, csr, names.san, requester, &otp_code, why);
     /* An operator approves only requests that passed every check above. */
     long request = 0;
     if (rc == ESTCA_OK && label->manual_approval) {
@@ -326,7 +337,7 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
         rc = sign_and_record(core, label, csr,
                              server_key != NULL ? server_key->public_key
                                                 : X509_REQ_get_X509_PUBKEY(csr),
-                             &names, requester, replaces, out, why);
+                             &names, requester, replaces, otp_code, out, why);
     names_clear(&names);
     if (request != 0) {
         estca_reason approval_why;
@@ -347,11 +358,22 @@ int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *c
     return issue(core, label, csr, NULL, requester, replaces, out, why);
 }
 
+int core_enroll_as(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                   const struct core_identity *who, X509 **out, estca_reason *why)
+{
+    *out = NULL;
+    const char *requester = who != NULL ? who->name : NULL;
+    int rc = authz_decide(core, label, csr, who, "simpleenroll", AUTHZ_NEW_CERTIFICATE, why);
+    if (rc == ESTCA_OK)
+        rc = core_issue(core, label, csr, requester, 0, out, why);
+    return core_audit_issuance(core, "simpleenroll", label, requester, rc, *out, why);
+}
+
 int core_enroll(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                 const char *requester, X509 **out, estca_reason *why)
 {
-    int rc = core_issue(core, label, csr, requester, 0, out, why);
-    return core_audit_issuance(core, "simpleenroll", label, requester, rc, *out, why);
+    struct core_identity who = {.name = requester};
+    return core_enroll_as(core, label, csr, &who, out, why);
 }
 
 /* The key type for serverkeygen: the label's csr_key_type, else the CSR's key type when the
@@ -395,7 +417,7 @@ int core_serverkeygen_offered(const struct core_label *label, estca_reason *why)
 }
 
 static int serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                        const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
+                        const struct core_identity *who, X509 **cert_out, unsigned char **pkcs8_out,
                         size_t *pkcs8_len, estca_reason *why)
 {
     if (cert_out != NULL)
@@ -408,10 +430,12 @@ static int serverkeygen(struct ca_core *core, const struct core_label *label, X5
         pkcs8_len == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "core_serverkeygen: bad arguments");
     int rc = core_serverkeygen_offered(label, why);
+    if (rc == ESTCA_OK)
+        rc = authz_decide(core, label, csr, who, "serverkeygen", AUTHZ_NEW_CERTIFICATE, why);
     if (rc != ESTCA_OK)
         return rc;
     struct server_key key = {.algorithm = serverkeygen_algorithm(label, csr)};
-    rc = issue(core, label, csr, &key, requester, 0, cert_out, why);
+    rc = issue(core, label, csr, &key, who != NULL ? who->name : NULL, 0, cert_out, why);
     X509_PUBKEY_free(key.public_key);
     if (rc != ESTCA_OK) {
         OPENSSL_clear_free(key.pkcs8, key.pkcs8_len);
@@ -422,11 +446,19 @@ static int serverkeygen(struct ca_core *core, const struct core_label *label, X5
     return ESTCA_OK;
 }
 
+int core_serverkeygen_as(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
+                         const struct core_identity *who, X509 **cert_out,
+                         unsigned char **pkcs8_out, size_t *pkcs8_len, estca_reason *why)
+{
+    int rc = serverkeygen(core, label, csr, who, cert_out, pkcs8_out, pkcs8_len, why);
+    return core_audit_issuance(core, "serverkeygen", label, who != NULL ? who->name : NULL, rc,
+                               cert_out != NULL ? *cert_out : NULL, why);
+}
+
 int core_serverkeygen(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                       const char *requester, X509 **cert_out, unsigned char **pkcs8_out,
                       size_t *pkcs8_len, estca_reason *why)
 {
-    int rc = serverkeygen(core, label, csr, requester, cert_out, pkcs8_out, pkcs8_len, why);
-    return core_audit_issuance(core, "serverkeygen", label, requester, rc,
-                               cert_out != NULL ? *cert_out : NULL, why);
+    struct core_identity who = {.name = requester};
+    return core_serverkeygen_as(core, label, csr, &who, cert_out, pkcs8_out, pkcs8_len, why);
 }

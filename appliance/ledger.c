@@ -60,6 +60,27 @@ static const char *const migrations[] = {
     /* 3 -> 4: the CRL publisher counts each CA's revoked certificates every few seconds; without
      * this index that is a scan of the whole ledger under the ledger's lock. */
     "CREATE INDEX certificates_revoked ON certificates (ca) WHERE status = 'revoked';",
+    /* 4 -> 5: one-time enrollment codes (ledger_otp.c, otp.h): only the code's SHA-256 is
+     * kept, and used_at is set in the transaction that records the certificate it was used
+     * for. */
+    "CREATE TABLE otp_codes ("
+    "  id INTEGER PRIMARY KEY,"
+    "  label TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"     /* RFC 2253, for people */
+    "  subject_der BLOB NOT NULL," /* compared with the CSR's subject (X509_NAME_cmp) */
+    "  sans TEXT,"                 /* as the operator gave them */
+    "  sans_der BLOB,"             /* GeneralNames allowed; NULL: none */
+    "  code_sha256 BLOB NOT NULL UNIQUE,"
+    "  created_at TEXT NOT NULL," /* ISO 8601 UTC: compares as text */
+    "  expires_at TEXT NOT NULL,"
+    "  used_at TEXT,"
+    "  revoked_at TEXT,"
+    "  certificate INTEGER REFERENCES certificates(id)"
+    ");",
+    /* 5 -> 6: max_certificates of an authorization policy (authz.c) counts the valid
+     * certificates of one requester at every enrollment; without this index, a scan. */
+    "CREATE INDEX certificates_requester ON certificates (requester, not_after)"
+    " WHERE status = 'valid';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))
@@ -416,6 +437,26 @@ static int insert_locked(struct ledger *ledger, const struct ledger_issued *entr
     return rc;
 }
 
+/* A certificate for a one-time code and the burning of the code are one transaction: the
+ * code is used up exactly when its certificate is recorded, which is before anyone sees it. */
+static int insert_burning_code_locked(struct ledger *ledger, const struct ledger_issued *entry,
+                                      const struct row *row, estca_reason *why)
+{
+    int rc = exec(ledger, "BEGIN IMMEDIATE", why);
+    if (rc != ESTCA_OK)
+        return rc;
+    rc = insert_locked(ledger, entry, row, why);
+    if (rc == ESTCA_OK)
+        rc = ledger_otp_burn_locked(ledger, entry->otp_code,
+                                    (long)sqlite3_last_insert_rowid(ledger->db), row->issued_at,
+                                    why);
+    if (rc == ESTCA_OK)
+        rc = exec(ledger, "COMMIT", why);
+    if (rc != ESTCA_OK)
+        sqlite3_exec(ledger->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
                          estca_reason *why)
 {
@@ -425,7 +466,8 @@ int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entr
     int rc = row_prepare(entry, &row, why);
     if (rc == ESTCA_OK) {
         pthread_mutex_lock(&ledger->lock);
-        rc = insert_locked(ledger, entry, &row, why);
+        rc = entry->otp_code != 0 ? insert_burning_code_locked(ledger, entry, &row, why)
+                                  : insert_locked(ledger, entry, &row, why);
         pthread_mutex_unlock(&ledger->lock);
     }
     row_free(&row);
@@ -443,6 +485,31 @@ int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why)
     else
         rc = ledger_sqlite_fail(ledger, why, "count");
     sqlite3_reset(ledger->count);
+    pthread_mutex_unlock(&ledger->lock);
+    return rc;
+}
+
+int ledger_count_valid_for(struct ledger *ledger, const char *requester, long *out,
+                           estca_reason *why)
+{
+    if (ledger == NULL || requester == NULL || out == NULL)
+        return estca_fail(why, ESTCA_E_INVALID, "ledger_count_valid_for: bad arguments");
+    char now[LEDGER_ISO8601_LEN];
+    ledger_now_iso8601(now);
+    pthread_mutex_lock(&ledger->lock);
+    sqlite3_stmt *stmt = NULL;
+    int rc = ledger_prepare(ledger,
+                            "SELECT COUNT(*) FROM certificates WHERE requester = ?1"
+                            " AND status = 'valid' AND not_after > ?2",
+                            &stmt, why);
+    if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, requester) != SQLITE_OK ||
+                           ledger_bind_text(stmt, 2, now) != SQLITE_OK))
+        rc = ledger_sqlite_fail(ledger, why, "bind");
+    if (rc == ESTCA_OK && sqlite3_step(stmt) != SQLITE_ROW)
+        rc = ledger_sqlite_fail(ledger, why, "count valid certificates");
+    if (rc == ESTCA_OK)
+        *out = (long)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
     pthread_mutex_unlock(&ledger->lock);
     return rc;
 }

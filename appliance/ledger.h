@@ -24,10 +24,13 @@ struct ledger_issued {
     const unsigned char *csr_der;
     size_t csr_der_len;
     long replaces; /* ledger id of the certificate this one renews or rekeys; 0: none */
+    long otp_code; /* ledger id of the one-time code this certificate uses up; 0: none */
 };
 
 /* Records an issued certificate (serial, subject, SANs, validity, DER, CSR SHA-256) and
- * commits. A serial already present for the same CA is refused (ESTCA_E_LEDGER). */
+ * commits. A serial already present for the same CA is refused (ESTCA_E_LEDGER). With
+ * otp_code, the code is burnt in the same transaction, and if it is no longer usable (used,
+ * revoked or expired meanwhile) nothing is recorded (ESTCA_E_AUTH). */
 int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
                          estca_reason *why);
 
@@ -174,5 +177,54 @@ int ledger_count_revoked(struct ledger *ledger, const char *ca_name, long *out, 
 
 /* Number of certificates recorded (for tests and status). */
 int ledger_count_issued(struct ledger *ledger, long *out, estca_reason *why);
+
+/* Number of certificates issued to requester that are valid now: not revoked, not expired
+ * (for an authorization policy's max_certificates). */
+int ledger_count_valid_for(struct ledger *ledger, const char *requester, long *out,
+                           estca_reason *why);
+
+/* ---- one-time enrollment codes (ledger_otp.c; otp.h makes and checks them) ---- */
+
+#define LEDGER_OTP_HASH_LEN 32 /* SHA-256 */
+
+/* A code as the ledger holds it: never the code itself, only its SHA-256. Every pointer is
+ * valid only during the visit. */
+struct ledger_otp {
+    long id;
+    const char *label;
+    const char *subject;              /* RFC 2253, for people */
+    const unsigned char *subject_der; /* X509_NAME DER: what a CSR's subject is compared with */
+    size_t subject_der_len;
+    const char *sans;              /* as given to estca otp issue; NULL: none */
+    const unsigned char *sans_der; /* GENERAL_NAMES DER; NULL: the CSR may carry no SAN */
+    size_t sans_der_len;
+    const unsigned char *code_sha256; /* LEDGER_OTP_HASH_LEN octets */
+    const char *created_at;           /* ISO 8601 UTC, as every time in the ledger */
+    const char *expires_at;
+    const char *used_at;    /* NULL: not used */
+    const char *revoked_at; /* NULL: not revoked */
+    long certificate;       /* the certificate it was used for; 0: none */
+    bool usable;            /* unused, not revoked, not expired (by the ledger's clock) */
+};
+
+/* Records a new code, created now and expiring ttl_seconds later, from its label,
+ * subject_der, sans, sans_der and code_sha256 (the subject's text is made from subject_der);
+ * *id is its ledger id. A hash already recorded is refused (ESTCA_E_LEDGER). */
+int ledger_otp_insert(struct ledger *ledger, const struct ledger_otp *code, long ttl_seconds,
+                      long *id, estca_reason *why);
+
+/* Calls visit with the code of ledger id id, or, with id 0, the code whose SHA-256 is
+ * code_sha256. ESTCA_E_NOT_FOUND when there is none; otherwise what visit returns. */
+int ledger_otp_find(struct ledger *ledger, long id, const unsigned char *code_sha256,
+                    int (*visit)(const struct ledger_otp *code, void *arg), void *arg,
+                    estca_reason *why);
+
+/* Visits every code, oldest first. For the operator's tool. */
+int ledger_otp_each(struct ledger *ledger, int (*visit)(const struct ledger_otp *code, void *arg),
+                    void *arg, estca_reason *why);
+
+/* Makes an unused code unusable. ESTCA_E_NOT_FOUND, or ESTCA_E_INVALID when it was used or
+ * revoked already. */
+int ledger_otp_revoke(struct ledger *ledger, long id, estca_reason *why);
 
 #endif

@@ -34,4 +34,9 @@ int ledger_sha256_hex(const unsigned char *data, size_t len, char out[LEDGER_SHA
 /* RFC 2253 text of name; caller frees with free. */
 char *ledger_subject_rfc2253(const X509_NAME *name);
 
+/* ledger_otp.c: uses up code for certificate at now (ISO 8601), inside the transaction that
+ * records certificate; the lock is held. ESTCA_E_AUTH when the code is no longer usable. */
+int ledger_otp_burn_locked(struct ledger *ledger, long code, long certificate, const char *now,
+                           estca_reason *why);
+
 #endif

@@ -3,6 +3,8 @@
  * the names it certifies. The issuance itself is core_issue's. */
 #include "core_internal.h"
 
+#include "authz.h"
+
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <string.h>
@@ -85,6 +87,13 @@ int core_reenroll(struct ca_core *core, const struct core_label *label, X509_REQ
         rc = estca_fail(why, ESTCA_E_FORBIDDEN, "the certificate being renewed is revoked");
     if (rc == ESTCA_OK)
         rc = check_same_names(csr, current, why);
+    /* Policies name certificates by their RFC 2253 subject, whatever requester says. */
+    char identity[AUTHZ_IDENTITY_MAX];
+    if (rc == ESTCA_OK)
+        rc = authz_certificate_identity("cert:", current, identity, sizeof identity, why);
+    if (rc == ESTCA_OK)
+        rc = authz_decide(core, label, csr, &(struct core_identity){identity, current},
+                          "simplereenroll", AUTHZ_RENEWAL, why);
     if (rc == ESTCA_OK)
         rc = core_issue(core, label, csr, requester, state.id, out, why);
     return core_audit_issuance(core, "simplereenroll", label, requester, rc, *out, why);

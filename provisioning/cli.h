@@ -28,7 +28,7 @@ struct cli_command {
 extern const struct cli_command cmd_token_init, cmd_key_generate, cmd_key_show, cmd_ca_root,
     cmd_ca_issuing, cmd_tls_certificate, cmd_user_add, cmd_user_passwd, cmd_user_del, cmd_cert_list,
     cmd_cert_show, cmd_cert_export, cmd_request_list, cmd_request_approve, cmd_request_reject,
-    cmd_cert_revoke, cmd_crl_create, cmd_audit_verify;
+    cmd_cert_revoke, cmd_crl_create, cmd_audit_verify, cmd_otp_issue, cmd_otp_list, cmd_otp_revoke;
 
 /* Token selection, common to commands that use keys. From --config FILE's [token] section,
  * each field overridable on the command line. */

@@ -2,6 +2,7 @@
  * comes from standard input or a prompt, never from argv. */
 #include "cli.h"
 #include "credentials.h"
+#include "otp.h"
 
 #include <openssl/crypto.h>
 #include <string.h>
@@ -88,6 +89,11 @@ static int run_user_add(int argc, char **argv)
     if (usage != 0)
         return usage;
     estca_reason why;
+    /* On labels with otp = yes, "otp-N" is the user of one-time code N: such a password user
+     * could never log in there. */
+    if (strncmp(user, OTP_USER_PREFIX, strlen(OTP_USER_PREFIX)) == 0)
+        return cli_usage_error(&cmd_user_add, "user names starting with " OTP_USER_PREFIX
+                                              " are the one-time codes' (estca otp issue)");
     if (store_new_password(users_file, user, &why) != ESTCA_OK)
         return cli_fail(&cmd_user_add, &why);
     printf("user=%s stored in %s\n", user, users_file);

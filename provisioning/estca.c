@@ -10,7 +10,8 @@ static const struct cli_command *const commands[] = {
     &cmd_ca_issuing,   &cmd_tls_certificate, &cmd_user_add,       &cmd_user_passwd,
     &cmd_user_del,     &cmd_cert_list,       &cmd_cert_show,      &cmd_cert_export,
     &cmd_request_list, &cmd_request_approve, &cmd_request_reject, &cmd_cert_revoke,
-    &cmd_crl_create,   &cmd_audit_verify,
+    &cmd_crl_create,   &cmd_audit_verify,    &cmd_otp_issue,      &cmd_otp_list,
+    &cmd_otp_revoke,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -10,12 +10,16 @@
  * Order of checks: credentials before the body, so unauthenticated clients never make us
  * read or parse anything; then the media type, the size, the encoding, the DER; then the
  * CSR's proof-of-possession linking to this TLS connection (RFC 7030 §3.5), as the label's
- * pop_linking asks (est_channel_binding.h), before the core sees the CSR. */
+ * pop_linking asks (est_channel_binding.h), before the core sees the CSR. The exception: on a
+ * label with otp = yes a request without credentials is read (within max_body) for the
+ * one-time code its CSR may carry (otp.h), checked right after the DER. */
 #include "base64.h"
 #include "est_channel_binding.h"
+#include "est_client_cert.h"
 #include "est_csr.h"
 #include "est_response.h"
 #include "http_basic.h"
+#include "otp.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -46,11 +50,28 @@ static bool throttled(struct est_request *req, const char *user_key, const char 
     return true;
 }
 
+/* Labels with otp = yes (otp.h): a request without an Authorization header may carry a
+ * one-time code in its CSR; its body is read (within max_body) and the code checked then
+ * (check_otp_challenge). Failures count against the source address like wrong passwords. */
+static bool otp_challenge_may_follow(struct est_request *req)
+{
+    char addr_key[80];
+    snprintf(addr_key, sizeof addr_key, "addr:%s", req->info->remote_addr);
+    return !throttled(req, addr_key, addr_key);
+}
+
 static bool authenticate(struct est_request *req)
 {
+    /* A client certificate the label accepts comes before HTTP Basic (est_client_cert.h). */
+    enum est_client_cert_result by_certificate = est_client_cert_authenticate(req);
+    if (by_certificate != EST_CLIENT_CERT_NONE)
+        return by_certificate == EST_CLIENT_CERT_AUTHENTICATED;
+    const char *authorization = mg_get_header(req->conn, "Authorization");
+    if (authorization == NULL && core_label_allows_otp(req->label))
+        return otp_challenge_may_follow(req);
     struct http_basic_credentials credentials;
     estca_reason why = {{0}};
-    int rc = http_basic_parse(mg_get_header(req->conn, "Authorization"), &credentials, &why);
+    int rc = http_basic_parse(authorization, &credentials, &why);
     if (rc == ESTCA_OK && strlen(credentials.user) > EST_USER_MAX) {
         rc = estca_fail(&why, ESTCA_E_AUTH, "user name too long");
     } else if (rc == ESTCA_OK) {
@@ -61,14 +82,21 @@ static bool authenticate(struct est_request *req)
             http_basic_credentials_clear(&credentials);
             return false;
         }
-        rc = core_check_password(req->core, credentials.user, credentials.password);
+        /* User "otp-N" on a label with otp = yes: the password is one-time code N. */
+        rc = core_otp_user(req->label, credentials.user)
+                 ? core_otp_check_password(req->core, req->label, credentials.user,
+                                           credentials.password, req->requester,
+                                           sizeof req->requester, &why)
+                 : core_check_password(req->core, credentials.user, credentials.password);
         if (rc == ESTCA_OK) {
-            snprintf(req->requester, sizeof req->requester, "user:%s", credentials.user);
+            if (req->requester[0] == '\0')
+                snprintf(req->requester, sizeof req->requester, "user:%s", credentials.user);
             auth_throttle_succeeded(req->server->throttle, user_key);
             auth_throttle_succeeded(req->server->throttle, addr_key);
         } else {
-            estca_fail(&why, ESTCA_E_AUTH, "wrong password or unknown user (user %s)",
-                       credentials.user);
+            if (why.text[0] == '\0') /* a code's check gives its own reason */
+                estca_fail(&why, ESTCA_E_AUTH, "wrong password or unknown user (user %s)",
+                           credentials.user);
             auth_throttle_failed(req->server->throttle, user_key, time(NULL));
             auth_throttle_failed(req->server->throttle, addr_key, time(NULL));
             atomic_fetch_add(&req->server->login_failures, 1);
@@ -166,6 +194,10 @@ static bool check_pop_linking(struct est_request *req, X509_REQ *csr)
 {
     struct core_csr_attrs attrs;
     core_label_csr_attrs(req->label, &attrs);
+    /* RFC 7030 §3.7: an RA forwards CSRs its devices made on their own connections; the core's
+     * audit record says the comparison was skipped. */
+    if (est_client_cert_is_ra(req))
+        attrs.pop_linking = CORE_POP_LINKING_OFF;
     estca_reason why = {{0}};
     int rc =
         est_pop_linking_verify(attrs.pop_linking, csr, est_tls_connection_ssl(req->conn), &why);
@@ -180,6 +212,33 @@ static bool check_pop_linking(struct est_request *req, X509_REQ *csr)
     return false;
 }
 
+/* A request that came without credentials (otp_challenge_may_follow): the one-time code in
+ * its CSR authenticates it. Unknown, wrong, used and expired codes all answer 401 alike; the
+ * log says which, never the code. */
+static bool check_otp_challenge(struct est_request *req, X509_REQ *csr)
+{
+    char addr_key[80];
+    snprintf(addr_key, sizeof addr_key, "addr:%s", req->info->remote_addr);
+    estca_reason why = {{0}};
+    int rc =
+        core_otp_check_csr(req->core, req->label, csr, req->requester, sizeof req->requester, &why);
+    if (rc == ESTCA_OK) {
+        auth_throttle_succeeded(req->server->throttle, addr_key);
+        return true;
+    }
+    if (rc == ESTCA_E_AUTH) {
+        auth_throttle_failed(req->server->throttle, addr_key, time(NULL));
+        atomic_fetch_add(&req->server->login_failures, 1);
+    }
+    if (rc != ESTCA_E_AUTH && rc != ESTCA_E_NOT_FOUND) {
+        respond_core_error(req, rc, &why);
+        return false;
+    }
+    est_note(req, "%s", why.text);
+    est_respond_error(req, 401, HTTP_BASIC_CHALLENGE, "authentication required");
+    return false;
+}
+
 /* The request's CSR, linked to this connection as the label asks, or false when it has
  * answered (415, 413, 400...). */
 static bool read_csr(struct est_request *req, X509_REQ **out)
@@ -191,8 +250,11 @@ static bool read_csr(struct est_request *req, X509_REQ **out)
     if (!est_read_body(req, &body, &body_len))
         return false;
     bool decoded = decode_csr(req, body, body_len, out);
+    if (core_label_allows_otp(req->label))
+        OPENSSL_cleanse(body, body_len); /* it may hold a one-time code */
     free(body);
-    if (decoded && !check_pop_linking(req, *out)) {
+    bool authenticated = !decoded || req->requester[0] != '\0' || check_otp_challenge(req, *out);
+    if (decoded && (!authenticated || !check_pop_linking(req, *out))) {
         X509_REQ_free(*out);
         *out = NULL;
         return false;
@@ -218,7 +280,9 @@ void est_enroll_handle(struct est_request *req)
     X509 *cert = NULL;
     estca_reason why = {{0}};
     req->core_decided = true;
-    int rc = core_enroll(req->core, req->label, csr, req->requester, &cert, &why);
+    struct core_identity who;
+    est_client_cert_identity(req, &who);
+    int rc = core_enroll_as(req->core, req->label, csr, &who, &cert, &why);
     X509_REQ_free(csr);
     respond_issued(req, rc, cert, &why);
 }
@@ -244,8 +308,8 @@ void est_reenroll_handle(struct est_request *req)
     X509 *cert = NULL;
     estca_reason why = {{0}};
     req->core_decided = true;
-    int rc = core_reenroll(req->core, req->label, csr, current, SSL_get_peer_cert_chain(ssl),
-                           req->requester, &cert, &why);
+    int rc = core_reenroll(req->core, req->label, csr, current,
+                           SSL_get_peer_cert_chain(ssl), req->requester, &cert, &why);
     X509_REQ_free(csr);
     respond_issued(req, rc, cert, &why);
 }
@@ -376,9 +440,11 @@ void est_serverkeygen_handle(struct est_request *req)
         req->label, csr, ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL, &recipient, &why);
     if (rc == ESTCA_OK)
         req->core_decided = true;
+    struct core_identity who;
+    est_client_cert_identity(req, &who);
     if (rc == ESTCA_OK)
-        rc = core_serverkeygen(req->core, req->label, csr, req->requester, &cert, &pkcs8,
-                               &pkcs8_len, &why);
+        rc =
+            core_serverkeygen_as(req->core, req->label, csr, &who, &cert, &pkcs8, &pkcs8_len, &why);
     X509_REQ_free(csr);
     if (rc != ESTCA_OK) {
         respond_core_error(req, rc, &why);

@@ -14,6 +14,8 @@ check "user add reads the password from stdin" \
     bash -c "echo 'bob-password-1' | '$ESTCA' user add --users-file '$users' bob"
 check "the users file stays 0600" [ "$(stat -c %a "$users")" = 600 ]
 check "a short password is refused" bash -c "! echo short | '$ESTCA' user add --users-file '$users' carol 2>/dev/null"
+check "otp-N names are the one-time codes', refused" \
+    bash -c "! echo 'otp-password-1' | '$ESTCA' user add --users-file '$users' otp-7 2>/dev/null && ! grep -q '^otp-7:' '$users'"
 start_estcad
 code=$(enroll_as bob:bob-password-1)
 check "the new user enrolls (got $code)" [ "$code" = 200 ]

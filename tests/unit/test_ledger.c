@@ -211,7 +211,7 @@ Test(ledger, file_settings)
     sqlite3_stmt *stmt = NULL;
     cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(stmt), SQLITE_ROW);
-    cr_expect_eq(sqlite3_column_int(stmt, 0), 4);
+    cr_expect_eq(sqlite3_column_int(stmt, 0), 6);
     sqlite3_finalize(stmt);
     /* The CRL publisher's count of revocations must not walk every certificate. */
     cr_assert_eq(sqlite3_prepare_v2(db,
@@ -297,7 +297,7 @@ Test(ledger, migrates_version_1)
     cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
     /* Back to the first schema's shape: the certificates columns it had, no other table. */
     cr_assert_eq(sqlite3_exec(db,
-                              "DROP TABLE requests; DROP TABLE crl_numbers;"
+                              "DROP TABLE requests; DROP TABLE crl_numbers; DROP TABLE otp_codes;"
                               "CREATE TABLE v1 (id INTEGER PRIMARY KEY, ca TEXT NOT NULL,"
                               " label TEXT, serial TEXT NOT NULL, subject TEXT NOT NULL,"
                               " sans TEXT, not_before TEXT NOT NULL, not_after TEXT NOT NULL,"
