@@ -79,8 +79,8 @@ static const char *const migrations[] = {
     ");",
     /* 5 -> 6: max_certificates of an authorization policy (authz.c) counts the valid
      * certificates of one requester at every enrollment; without this index, a scan. */
-    "CREATE INDEX certificates_requester ON certificates (requester, not_after)"
-    " WHERE status = 'valid';",
+    ("CREATE INDEX certificates_requester ON certificates (requester, not_after)"
+     " WHERE status = 'valid';"),
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof *migrations))

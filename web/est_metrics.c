@@ -34,7 +34,7 @@ struct text {
     bool failed;
 };
 
-static void append(struct text *t, const char *format, ...)
+__attribute__((format(printf, 2, 3))) static void append(struct text *t, const char *format, ...)
 {
     for (int attempt = 0; attempt < 2 && !t->failed; attempt++) {
         va_list args;
