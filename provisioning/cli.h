@@ -107,6 +107,10 @@ int cli_parse_ledger_options(const struct cli_command *command, int argc, char *
 int cli_open_ledger(const char *config_file, const char *ledger_path, struct ledger **out,
                     estca_reason *why);
 
+/* Prints object as one compact JSON line (the --json listings) and frees it; object may be
+ * NULL (out of memory): ESTCA_E_IO. */
+int cli_print_json_line(json_t *object);
+
 /* A serial as people paste it ("8e:c7:e1", "0x8EC7E1", "8EC7E1") as upper-case hex. */
 int cli_normalise_serial(const char *text, char *out, size_t cap);
 

@@ -311,3 +311,11 @@ void cli_audit(const char *config_file, const char *event, json_t *fields)
     config_free(config);
     json_decref(fields);
 }
+
+int cli_print_json_line(json_t *object)
+{
+    int ok = object != NULL && json_dumpf(object, stdout, JSON_COMPACT | JSON_SORT_KEYS) == 0;
+    json_decref(object);
+    putchar('\n');
+    return ok ? ESTCA_OK : ESTCA_E_IO;
+}

@@ -28,10 +28,7 @@ static int print_json(const struct ledger_certificate *c, void *arg)
 {
     (void)arg;
     json_t *o = certificate_json(c);
-    int ok = o != NULL && json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS) == 0;
-    json_decref(o);
-    putchar('\n');
-    return ok ? ESTCA_OK : ESTCA_E_IO;
+    return cli_print_json_line(o);
 }
 
 static int print_line(const struct ledger_certificate *c, void *arg)

@@ -168,10 +168,7 @@ static int print_code(const struct ledger_otp *code, void *arg)
                   code->expires_at, "used_at", code->used_at, "revoked_at", code->revoked_at);
     if (o != NULL && code->certificate > 0)
         json_object_set_new(o, "certificate", json_integer(code->certificate));
-    int ok = o != NULL && json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS) == 0;
-    json_decref(o);
-    putchar('\n');
-    return ok ? ESTCA_OK : ESTCA_E_IO;
+    return cli_print_json_line(o);
 }
 
 static int run_otp_list(int argc, char **argv)

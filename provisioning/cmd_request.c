@@ -19,10 +19,7 @@ static int print_request(const struct ledger_request *r, void *arg)
                           "label", r->label, "subject", r->subject, "requester", r->requester,
                           "status", r->status, "received_at", r->received_at, "decided_at",
                           r->decided_at, "csr_sha256", r->csr_sha256);
-    int ok = o != NULL && json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS) == 0;
-    json_decref(o);
-    putchar('\n');
-    return ok ? ESTCA_OK : ESTCA_E_IO;
+    return cli_print_json_line(o);
 }
 
 static int run_request_list(int argc, char **argv)
