@@ -234,13 +234,20 @@ static int prepare_reload(struct daemon_state *state, struct reloaded *next, est
     return rc;
 }
 
-/* Puts next in service: first the listener's credentials (the one step that may still fail
- * without effect), then the core, which waits for the requests that began before. */
+static int serve_tls_credentials(struct daemon_state *state, STACK_OF(X509) *chain, EVP_PKEY *key,
+                                 estca_reason *why)
+{
+    X509 *leaf = sk_X509_shift(chain);
+    int rc = est_server_replace_tls(state->server, leaf, chain, key, why);
+    sk_X509_unshift(chain, leaf);
+    return rc;
+}
+
+/* Puts next in service: first the listener's credentials, then the core, which waits for the
+ * requests that began before; a failure before the core's swap puts the credentials back. */
 static int commit_reload(struct daemon_state *state, struct reloaded *next, estca_reason *why)
 {
-    X509 *leaf = sk_X509_shift(next->tls_chain);
-    int rc = est_server_replace_tls(state->server, leaf, next->tls_chain, next->tls_key, why);
-    sk_X509_unshift(next->tls_chain, leaf);
+    int rc = serve_tls_credentials(state, next->tls_chain, next->tls_key, why);
     if (rc != ESTCA_OK)
         return rc;
     crl_http_replace_core(state->crl_server, next->core);
@@ -250,6 +257,8 @@ static int commit_reload(struct daemon_state *state, struct reloaded *next, estc
         fprintf(stderr, "event=reload-previous-busy reason=\"%s\"\n", why->text);
     else if (rc != ESTCA_OK) {
         crl_http_replace_core(state->crl_server, state->core);
+        estca_reason ignored = {{0}};
+        serve_tls_credentials(state, state->tls_chain, state->tls_key, &ignored);
         return rc;
     }
     pthread_mutex_lock(&state->audit_lock);
