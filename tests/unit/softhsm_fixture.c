@@ -1,12 +1,12 @@
 /* A private SoftHSM2 token per test process; see softhsm_fixture.h. */
 #include "softhsm_fixture.h"
+#include "scratch_dir.h"
 
 #include "keygen.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +50,7 @@ static void write_conf(struct softhsm_fixture *f)
 void softhsm_fixture_setup(struct softhsm_fixture *f)
 {
     memset(f, 0, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
-    int n = snprintf(f->dir, sizeof f->dir, "%s/estca-softhsm-XXXXXX",
-                     tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-    cr_assert(n > 0 && (size_t)n < sizeof f->dir);
-    cr_assert(mkdtemp(f->dir) != NULL, "mkdtemp %s: %s", f->dir, strerror(errno));
+    scratch_dir_make(f->dir, sizeof f->dir, "softhsm");
     write_conf(f);
     join(f->pin_file, f->dir, "user.pin");
     join(f->so_pin_file, f->dir, "so.pin");
@@ -69,21 +65,10 @@ void softhsm_fixture_setup(struct softhsm_fixture *f)
     cr_assert(rc == ESTCA_OK, "hsm_token_open: %s", why.text);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return remove(path) == 0 ? 0 : -1;
-}
-
 void softhsm_fixture_teardown(struct softhsm_fixture *f)
 {
     hsm_token_close(f->token);
     f->token = NULL;
-    if (f->dir[0] != '\0') {
-        /* Depth first and without following links: only the fixture's own files go. */
-        nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-        f->dir[0] = '\0';
-    }
+    scratch_dir_remove(f->dir);
+    f->dir[0] = '\0';
 }

@@ -3,6 +3,7 @@
  * writers on one file and several threads keep one chain. The checkpoint key is a software key
  * here; estcad's is on the token (tests/integration/test_audit.sh). */
 #include "audit.h"
+#include "scratch_dir.h"
 
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -20,9 +21,7 @@ static EVP_PKEY *key;
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "%s/estca-audit-XXXXXX",
-             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "audit");
     snprintf(path, sizeof path, "%s/audit.log", dir);
     key = EVP_EC_gen("P-256");
     cr_assert_not_null(key);
@@ -31,8 +30,7 @@ static void setup(void)
 static void teardown(void)
 {
     EVP_PKEY_free(key);
-    unlink(path);
-    rmdir(dir);
+    scratch_dir_remove(dir);
 }
 
 TestSuite(audit, .init = setup, .fini = teardown);

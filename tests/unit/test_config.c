@@ -1,9 +1,9 @@
 /* config_load: a valid file, defaults, relative paths, and each way a file is refused. */
 #include "config.h"
+#include "scratch_dir.h"
 #include "token.h"
 
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,22 +17,14 @@ static char path[PATH_MAX + 16]; /* dir/estca.conf */
 static void setup(void)
 {
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/estca-config-XXXXXX",
-             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(tmp));
+    scratch_dir_make(tmp, sizeof tmp, "config");
     cr_assert_not_null(realpath(tmp, dir));
     snprintf(path, sizeof path, "%s/estca.conf", dir);
 }
 
-static int remove_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st, (void)type, (void)ftw;
-    return remove(p);
-}
-
 static void teardown(void)
 {
-    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch_dir_remove(dir);
 }
 
 TestSuite(config, .init = setup, .fini = teardown);
@@ -137,7 +129,7 @@ Test(config, defaults)
     cr_expect_eq(config->max_body, 65536);
     cr_expect_eq(config->request_timeout_ms, 10000);
     cr_expect_eq(config->max_connections_per_address, 4); /* threads / 2 */
-    cr_expect_str_eq(config->default_label, "default"); /* the only label */
+    cr_expect_str_eq(config->default_label, "default");   /* the only label */
     cr_expect_eq(config->labels[0].validity_days, 365);
     cr_expect_eq(config->labels[0].csr_key_type, CONFIG_CSR_KEY_NONE);
     cr_expect_eq(config->labels[0].csr_hash, CONFIG_CSR_HASH_NONE);

@@ -1,11 +1,11 @@
 /* Password files: hashing and checking, refusal of loose file modes, and atomic updates that
  * keep the file private. */
 #include "credentials.h"
+#include "scratch_dir.h"
 
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,21 +19,13 @@ static char users[PATH_MAX + 16];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "%s/estca-credentials-XXXXXX",
-             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "credentials");
     snprintf(users, sizeof users, "%s/users", dir);
-}
-
-static int remove_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st, (void)type, (void)ftw;
-    return remove(p);
 }
 
 static void teardown(void)
 {
-    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch_dir_remove(dir);
 }
 
 TestSuite(credentials, .init = setup, .fini = teardown);

@@ -1,11 +1,11 @@
 /* The ledger on a real SQLite file: recording, refusal of a repeated serial, persistence across
  * reopen, and concurrent inserts from several threads. */
 #include "certbuild.h"
+#include "scratch_dir.h"
 #include "ledger.h"
 
 #include <criterion/criterion.h>
 #include <openssl/bn.h>
-#include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -22,24 +22,16 @@ static EVP_PKEY *key; /* one key for every test certificate: only serials differ
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "%s/estca-ledger-XXXXXX",
-             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "ledger");
     snprintf(db_path, sizeof db_path, "%s/ledger.sqlite", dir);
     key = EVP_EC_gen("P-256");
     cr_assert_not_null(key);
 }
 
-static int remove_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st, (void)type, (void)ftw;
-    return remove(p);
-}
-
 static void teardown(void)
 {
     EVP_PKEY_free(key);
-    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch_dir_remove(dir);
 }
 
 TestSuite(ledger, .init = setup, .fini = teardown);

@@ -3,12 +3,12 @@
  * separate connections race), never by an expired or revoked one, given back when recording
  * the certificate fails, and found burnt after a reopen. */
 #include "certbuild.h"
+#include "scratch_dir.h"
 #include "ledger.h"
 #include "otp.h"
 #include "profile.h"
 
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -24,24 +24,16 @@ static EVP_PKEY *key; /* one key for every test certificate: only serials differ
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "%s/estca-otp-XXXXXX",
-             getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
+    scratch_dir_make(dir, sizeof dir, "otp");
     snprintf(db_path, sizeof db_path, "%s/ledger.sqlite", dir);
     key = EVP_EC_gen("P-256");
     cr_assert_not_null(key);
 }
 
-static int remove_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st, (void)type, (void)ftw;
-    return remove(p);
-}
-
 static void teardown(void)
 {
     EVP_PKEY_free(key);
-    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    scratch_dir_remove(dir);
 }
 
 TestSuite(otp, .init = setup, .fini = teardown);
