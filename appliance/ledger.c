@@ -1,6 +1,7 @@
 /* The issuance ledger on SQLite. One connection, serialised by a mutex: a row is prepared
- * (DER, names, digests) outside the lock, and only bind + step + reset happen under it. Each
- * insert is its own transaction, committed with synchronous=FULL before the call returns. */
+ * (DER, names, digests) outside the lock, and only bind + step + reset happen under it.
+ * Certificates recorded at the same time share one transaction (group commit, below), committed
+ * with synchronous=FULL before any of their calls returns. */
 #include "ledger_internal.h"
 
 #include <errno.h>
@@ -226,6 +227,9 @@ int ledger_open(const char *path, struct ledger **out, estca_reason *why)
         return estca_fail(why, ESTCA_E_NOMEM, "out of memory");
     }
     pthread_mutex_init(&ledger->lock, NULL);
+    pthread_mutex_init(&ledger->queue_lock, NULL);
+    pthread_cond_init(&ledger->committed, NULL);
+    ledger->queue_tail = &ledger->queue;
     /* NOMUTEX: SQLite's own connection mutex would only repeat ours. */
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path, &ledger->db, flags, NULL) != SQLITE_OK)
@@ -250,6 +254,8 @@ void ledger_close(struct ledger *ledger)
     sqlite3_finalize(ledger->lookup);
     sqlite3_close(ledger->db);
     pthread_mutex_destroy(&ledger->lock);
+    pthread_mutex_destroy(&ledger->queue_lock);
+    pthread_cond_destroy(&ledger->committed);
     free(ledger->path);
     free(ledger);
 }
@@ -437,24 +443,107 @@ static int insert_locked(struct ledger *ledger, const struct ledger_issued *entr
     return rc;
 }
 
-/* A certificate for a one-time code and the burning of the code are one transaction: the
- * code is used up exactly when its certificate is recorded, which is before anyone sees it. */
-static int insert_burning_code_locked(struct ledger *ledger, const struct ledger_issued *entry,
-                                      const struct row *row, estca_reason *why)
+/* ---- recording: group commit ----
+ * With synchronous=FULL every COMMIT waits for an fsync, and a committer holds the lock
+ * meanwhile: one transaction per certificate would cap issuance at the disk's fsync rate. So
+ * certificates arriving while a commit runs queue up; the first caller to find no commit
+ * running becomes the committer and records the whole queue in one transaction, each
+ * certificate under a savepoint of its own. Every caller still returns only after its own
+ * certificate is durable (or has failed). */
+
+struct pending_record {
+    const struct ledger_issued *entry;
+    const struct row *row;
+    estca_reason *why;
+    int rc;
+    bool done;
+    struct pending_record *next;
+};
+
+/* One certificate's rows in the batch's transaction: a duplicate serial or a one-time code no
+ * longer usable undoes this certificate only. The certificate and the burning of its code
+ * are one unit, committed before anyone sees the certificate. */
+static int record_in_batch_locked(struct ledger *ledger, struct pending_record *p)
 {
-    int rc = exec(ledger, "BEGIN IMMEDIATE", why);
+    int rc = exec(ledger, "SAVEPOINT record", p->why);
     if (rc != ESTCA_OK)
         return rc;
-    rc = insert_locked(ledger, entry, row, why);
-    if (rc == ESTCA_OK)
-        rc = ledger_otp_burn_locked(ledger, entry->otp_code,
-                                    (long)sqlite3_last_insert_rowid(ledger->db), row->issued_at,
-                                    why);
-    if (rc == ESTCA_OK)
-        rc = exec(ledger, "COMMIT", why);
+    rc = insert_locked(ledger, p->entry, p->row, p->why);
+    if (rc == ESTCA_OK && p->entry->otp_code != 0)
+        rc = ledger_otp_burn_locked(ledger, p->entry->otp_code,
+                                    (long)sqlite3_last_insert_rowid(ledger->db), p->row->issued_at,
+                                    p->why);
     if (rc != ESTCA_OK)
-        sqlite3_exec(ledger->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(ledger->db, "ROLLBACK TO record", NULL, NULL, NULL);
+    sqlite3_exec(ledger->db, "RELEASE record", NULL, NULL, NULL);
     return rc;
+}
+
+/* Every certificate of batch but cause fails with reason. */
+static void fail_batch(struct pending_record *batch, const struct pending_record *cause,
+                       const estca_reason *reason)
+{
+    for (struct pending_record *p = batch; p != NULL; p = p->next)
+        if (p != cause) {
+            p->rc = ESTCA_E_LEDGER;
+            if (p->why != NULL)
+                *p->why = *reason;
+        }
+}
+
+/* Records batch in one transaction; the lock is held. */
+static void commit_batch_locked(struct ledger *ledger, struct pending_record *batch)
+{
+    estca_reason reason;
+    if (exec(ledger, "BEGIN IMMEDIATE", &reason) != ESTCA_OK) {
+        fail_batch(batch, NULL, &reason);
+        return;
+    }
+    for (struct pending_record *p = batch; p != NULL; p = p->next) {
+        p->rc = record_in_batch_locked(ledger, p);
+        /* On some errors (a full disk, an I/O error) SQLite rolls the whole transaction back
+         * by itself: then nothing of the batch is recorded. */
+        if (p->rc != ESTCA_OK && sqlite3_get_autocommit(ledger->db)) {
+            estca_fail(&reason, ESTCA_E_LEDGER, "%s (the whole batch was rolled back)",
+                       p->why != NULL ? p->why->text : "ledger: a certificate failed");
+            fail_batch(batch, p, &reason);
+            return;
+        }
+    }
+    if (exec(ledger, "COMMIT", &reason) != ESTCA_OK) {
+        sqlite3_exec(ledger->db, "ROLLBACK", NULL, NULL, NULL);
+        fail_batch(batch, NULL, &reason);
+    }
+}
+
+/* Waits until mine is committed, committing the queue itself whenever no one else is. */
+static void commit_queued(struct ledger *ledger, struct pending_record *mine)
+{
+    pthread_mutex_lock(&ledger->queue_lock);
+    *ledger->queue_tail = mine;
+    ledger->queue_tail = &mine->next;
+    while (!mine->done) {
+        if (ledger->committing) {
+            pthread_cond_wait(&ledger->committed, &ledger->queue_lock);
+            continue;
+        }
+        struct pending_record *batch = ledger->queue;
+        ledger->queue = NULL;
+        ledger->queue_tail = &ledger->queue;
+        ledger->committing = true;
+        pthread_mutex_unlock(&ledger->queue_lock);
+
+        pthread_mutex_lock(&ledger->lock);
+        commit_batch_locked(ledger, batch);
+        pthread_mutex_unlock(&ledger->lock);
+
+        pthread_mutex_lock(&ledger->queue_lock);
+        for (struct pending_record *p = batch; p != NULL; p = p->next)
+            p->done = true;
+        ledger->committing = false;
+        pthread_cond_broadcast(&ledger->committed);
+    }
+    pthread_mutex_unlock(&ledger->queue_lock);
 }
 
 int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
@@ -465,10 +554,9 @@ int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entr
     struct row row = {0};
     int rc = row_prepare(entry, &row, why);
     if (rc == ESTCA_OK) {
-        pthread_mutex_lock(&ledger->lock);
-        rc = entry->otp_code != 0 ? insert_burning_code_locked(ledger, entry, &row, why)
-                                  : insert_locked(ledger, entry, &row, why);
-        pthread_mutex_unlock(&ledger->lock);
+        struct pending_record mine = {.entry = entry, .row = &row, .why = why};
+        commit_queued(ledger, &mine);
+        rc = mine.rc;
     }
     row_free(&row);
     return rc;

@@ -6,6 +6,7 @@
 #include "ledger.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <time.h>
 
@@ -19,6 +20,12 @@ struct ledger {
     sqlite3_stmt *insert;
     sqlite3_stmt *count;
     sqlite3_stmt *lookup;
+    /* Group commit (ledger.c): certificates waiting for the next transaction. */
+    pthread_mutex_t queue_lock; /* guards the four below; never held while waiting for lock */
+    pthread_cond_t committed;   /* a batch has been committed (or has failed) */
+    struct pending_record *queue;
+    struct pending_record **queue_tail;
+    bool committing;
 };
 
 /* "ledger PATH: what: sqlite's message", as ESTCA_E_LEDGER. */

@@ -277,6 +277,58 @@ Test(ledger, concurrent_inserts_all_recorded)
     ledger_close(ledger);
 }
 
+/* Threads that race to record the same serials: the ledger commits concurrent certificates
+ * together, and a duplicate in such a batch must fail alone (its savepoint), never take the
+ * others of its batch with it. So every serial is recorded exactly once. */
+struct racer {
+    struct ledger *ledger;
+    X509 *certs[PER_THREAD];
+    int recorded;
+    int refused_as_duplicate;
+};
+
+static void *race_all(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        estca_reason why = {{0}};
+        int rc = record(r->ledger, "issuing", r->certs[i], &why);
+        if (rc == ESTCA_OK)
+            r->recorded++;
+        else if (rc == ESTCA_E_LEDGER && strstr(why.text, "already recorded") != NULL)
+            r->refused_as_duplicate++;
+    }
+    return NULL;
+}
+
+Test(ledger, racing_duplicates_fail_alone)
+{
+    enum { RACERS = 8 };
+    struct ledger *ledger = open_ledger();
+    struct racer racers[RACERS];
+    for (int t = 0; t < RACERS; t++) {
+        racers[t] = (struct racer){.ledger = ledger};
+        for (int i = 0; i < PER_THREAD; i++)
+            racers[t].certs[i] = certificate((unsigned long)(i + 1));
+    }
+    pthread_t threads[RACERS];
+    for (int t = 0; t < RACERS; t++)
+        cr_assert_eq(pthread_create(&threads[t], NULL, race_all, &racers[t]), 0);
+    for (int t = 0; t < RACERS; t++)
+        pthread_join(threads[t], NULL);
+    int recorded = 0, duplicates = 0;
+    for (int t = 0; t < RACERS; t++) {
+        recorded += racers[t].recorded;
+        duplicates += racers[t].refused_as_duplicate;
+        for (int i = 0; i < PER_THREAD; i++)
+            X509_free(racers[t].certs[i]);
+    }
+    cr_expect_eq(recorded, PER_THREAD);
+    cr_expect_eq(duplicates, (RACERS - 1) * PER_THREAD);
+    cr_expect_eq(count(ledger), PER_THREAD);
+    ledger_close(ledger);
+}
+
 /* A ledger written by the first schema (certificates only) is brought up to date on open,
  * keeping its rows, and can then hold requests, revocations and CRL numbers. */
 Test(ledger, migrates_version_1)
