@@ -75,6 +75,11 @@ static int configure(SSL_CTX *ctx, estca_reason *why)
      * IDs, tickets for both versions (on by default). The context id is needed once client
      * certificates are verified, or resumption is refused. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    /* One TLS 1.3 ticket per handshake, not OpenSSL's two: an EST client resumes one session
+     * at a time, and each ticket costs the server a session encoding, an encryption and a key
+     * derivation on every full handshake. */
+    if (!SSL_CTX_set_num_tickets(ctx, 1))
+        return estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot set the number of tickets");
     static const unsigned char sid_ctx[] = "estca-est";
     if (!SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1))
         return estca_fail_openssl(why, ESTCA_E_CRYPTO, "cannot set the session id context");
