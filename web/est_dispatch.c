@@ -21,11 +21,11 @@ static void route_and_handle(struct est_request *req)
                           route->has_label ? "no such CA label" : "no default CA label");
         return;
     }
-    const char *method = est_op_method(route->op);
-    if (req->info->request_method == NULL || strcmp(req->info->request_method, method) != 0) {
+    if (!est_op_accepts(route->op, req->info->request_method)) {
         char allow[32];
-        snprintf(allow, sizeof allow, "Allow: %s\r\n", method);
-        est_respond_error(req, 405, allow, "%s needs %s", est_op_name(route->op), method);
+        snprintf(allow, sizeof allow, "Allow: %s\r\n", est_op_allow(route->op));
+        est_respond_error(req, 405, allow, "%s needs %s", est_op_name(route->op),
+                          est_op_method(route->op));
         return;
     }
     switch (route->op) {

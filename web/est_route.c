@@ -27,6 +27,19 @@ const char *est_op_method(enum est_op op)
     return (size_t)op < EST_N_OPS ? est_ops[op].method : "GET";
 }
 
+bool est_op_accepts(enum est_op op, const char *method)
+{
+    if (method == NULL)
+        return false;
+    const char *own = est_op_method(op);
+    return strcmp(method, own) == 0 || (strcmp(own, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+const char *est_op_allow(enum est_op op)
+{
+    return strcmp(est_op_method(op), "GET") == 0 ? "GET, HEAD" : "POST";
+}
+
 /* Op names are exact path segments (§3.2.2): no prefix or case folding. */
 static int find_op(const char *segment, size_t len, enum est_op *out)
 {

@@ -34,8 +34,15 @@ int est_route_parse(const char *path, struct est_route *out);
 /* "cacerts", "simpleenroll", ... */
 const char *est_op_name(enum est_op op);
 
-/* The one method the op accepts ("GET" or "POST"); the value of the Allow header. */
+/* The op's RFC 7030 method, "GET" or "POST". */
 const char *est_op_method(enum est_op op);
+
+/* Whether request method may be used on op: its RFC 7030 method, and HEAD where that is GET
+ * (RFC 9110 §9.1: servers support HEAD wherever they support GET). */
+bool est_op_accepts(enum est_op op, const char *method);
+
+/* The methods op accepts, as the Allow header's value: "GET, HEAD" or "POST". */
+const char *est_op_allow(enum est_op op);
 
 /* Whether a Content-Type header value names media type type ("application/pkcs10"):
  * type and subtype compared case-insensitively, parameters after ';' ignored. */

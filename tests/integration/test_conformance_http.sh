@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # RFC 7030 / RFC 8951 conformance of the HTTP layer, row by row of the EST checklist
 # (tests/CONFORMANCE.md maps each row to its checks): operation names are exact path suffixes
-# (row 1), a label named after an operation is not a label (2), one method per operation with
-# 405 + Allow (3), RFC 8295 extensions and unknown paths are 404 (4, 38), the media type of
+# (row 1), a label named after an operation is not a label (2), one method per operation (and
+# HEAD where it is GET) with 405 + Allow (3), RFC 8295 extensions and unknown paths are 404 (4, 38), the media type of
 # every answer and 415 for every POST operation (5, 6, 26), 401 + WWW-Authenticate on every
 # authenticated operation and an empty user name read as one (13), /cacerts as a degenerate
 # certs-only SignedData (20), 400 for bodies that are not one DER PKCS#10 on every POST
@@ -63,9 +63,24 @@ for op in simpleenroll simplereenroll serverkeygen fullcmc; do
     wrong_method PUT "/default/$op" POST
 done
 for op in cacerts csrattrs; do
-    wrong_method POST "/$op" GET
-    wrong_method DELETE "/default/$op" GET
+    wrong_method POST "/$op" "GET, HEAD"
+    wrong_method DELETE "/default/$op" "GET, HEAD"
 done
+# HEAD is GET without the body (RFC 9110 §9.3.2): same status, type and length, no body.
+for path in /cacerts /default/csrattrs; do
+    get_code=$(http_status GET "$path")
+    get_type=$(grep -i '^content-type:' "$T/headers" | tr -d '\r' || true)
+    get_length=$(grep -i '^content-length:' "$T/headers" | tr -d '\r' || true)
+    head_code=$(curl -sS -I -o /dev/null -D "$T/headers" -w '%{http_code}' --cacert "$T/ca/tls-ca.pem" \
+        "$URL$path" || true)
+    check "HEAD $path is $get_code like GET (got $head_code)" [ "$head_code" = "$get_code" ]
+    check "HEAD $path has GET's Content-Type (${get_type:-none})" \
+        [ "$(grep -i '^content-type:' "$T/headers" | tr -d '\r' || true)" = "$get_type" ]
+    check "HEAD $path has GET's Content-Length (${get_length:-none})" \
+        [ "$(grep -i '^content-length:' "$T/headers" | tr -d '\r' || true)" = "$get_length" ]
+done
+check "HEAD answers carried no body: GET /cacerts after them is 200" \
+    [ "$(http_status GET /cacerts)" = 200 ]
 
 # ---- rows 4 and 38: RFC 8295 extensions are not offered: 404 ----
 for path in /pal /eecerts /crls /symmetrickeys /asymmetrickeys /firmware /tamp /serverkeygen/return \

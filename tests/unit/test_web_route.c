@@ -96,6 +96,21 @@ Test(route, methods_and_names)
     cr_assert_str_eq(est_op_name(EST_OP_SIMPLEREENROLL), "simplereenroll");
 }
 
+Test(route, head_wherever_get)
+{
+    cr_assert(est_op_accepts(EST_OP_CACERTS, "GET"));
+    cr_assert(est_op_accepts(EST_OP_CACERTS, "HEAD"));
+    cr_assert(est_op_accepts(EST_OP_CSRATTRS, "HEAD"));
+    cr_assert_not(est_op_accepts(EST_OP_CACERTS, "POST"));
+    cr_assert_not(est_op_accepts(EST_OP_CACERTS, "head")); /* methods are case-sensitive */
+    cr_assert(est_op_accepts(EST_OP_SIMPLEENROLL, "POST"));
+    cr_assert_not(est_op_accepts(EST_OP_SIMPLEENROLL, "HEAD"));
+    cr_assert_not(est_op_accepts(EST_OP_SERVERKEYGEN, "GET"));
+    cr_assert_not(est_op_accepts(EST_OP_FULLCMC, NULL));
+    cr_assert_str_eq(est_op_allow(EST_OP_CACERTS), "GET, HEAD");
+    cr_assert_str_eq(est_op_allow(EST_OP_SIMPLEREENROLL), "POST");
+}
+
 Test(media_type, pkcs10)
 {
     cr_assert(est_media_type_is("application/pkcs10", "application/pkcs10"));
