@@ -78,6 +78,7 @@ static void csr_attrs_from_config(const struct config_label *source, struct core
         out->pop_linking = CORE_POP_LINKING_VERIFY_IF_PRESENT;
     out->challenge_password = out->pop_linking == CORE_POP_LINKING_REQUIRED;
     out->identity_linking = out->challenge_password;
+    out->otp_challenge = source->otp == 1;
 }
 
 static int load_labels(struct ca_core *core, const struct estca_config *config, estca_reason *why)
@@ -226,7 +227,7 @@ void core_label_csr_attrs(const struct core_label *label, struct core_csr_attrs 
 bool core_csr_attrs_any(const struct core_csr_attrs *attrs)
 {
     return attrs->key_algorithm != CORE_CSR_KEY_ANY || attrs->hash_nid != NID_undef ||
-           attrs->challenge_password || attrs->identity_linking;
+           attrs->challenge_password || attrs->identity_linking || attrs->otp_challenge;
 }
 
 int core_check_password(struct ca_core *core, const char *user, const char *password)

@@ -61,6 +61,7 @@ struct core_csr_attrs {
     int hash_nid;            /* NID_sha256, NID_sha384, NID_sha512; NID_undef: any */
     bool challenge_password; /* list challengePassword (1.2.840.113549.1.9.7) */
     bool identity_linking;   /* list id-aa-estIdentityLinking (1.2.840.113549.1.9.16.2.58) */
+    bool otp_challenge;      /* list id-aa-otpChallenge (RFC 7894): the label takes codes */
     enum core_pop_linking pop_linking; /* both listed exactly when REQUIRED */
 };
 

@@ -6,6 +6,8 @@
  *   challengePassword required -> the OID 1.2.840.113549.1.9.7 alone;
  *   estIdentityLinking required -> the OID 1.2.840.113549.1.9.16.2.58 alone (RFC 7894: a
  *                                client that knows it puts the channel binding there instead);
+ *   one-time codes accepted   -> the OID 1.2.840.113549.1.9.16.2.56 alone (RFC 7894
+ *                                otpChallenge: where a client without credentials puts its code);
  *   EC key on a curve         -> Attribute { id-ecPublicKey, SET { curve OID } } (8951 §4.3.1);
  *   RSA key of a size         -> Attribute { rsaEncryption, SET { INTEGER bits } } (§4.3.2);
  *   hash                      -> the signature algorithm OID for the key type; with no key type
@@ -15,6 +17,7 @@
 #include "base64.h"
 #include "est_channel_binding.h"
 #include "est_response.h"
+#include "otp.h"
 
 #include <openssl/asn1t.h>
 #include <openssl/crypto.h>
@@ -138,6 +141,8 @@ static int fill(CSR_ATTRS *attrs, const struct core_csr_attrs *want)
         return 0;
     if (want->identity_linking && !push_dotted_oid(attrs, EST_OID_IDENTITY_LINKING))
         return 0;
+    if (want->otp_challenge && !push_dotted_oid(attrs, OTP_OID))
+        return 0;
     if (want->key_algorithm != CORE_CSR_KEY_ANY && !push_key(attrs, want))
         return 0;
     if (want->hash_nid != NID_undef && !push_hash(attrs, want))
@@ -192,7 +197,8 @@ int est_csrattrs_encode(const struct core_label *label, char **body, size_t *bod
 
 void est_csrattrs_handle(struct est_request *req)
 {
-    const struct est_label_body *entry = est_label_bodies_find(&req->generation->csrattrs, req->label);
+    const struct est_label_body *entry =
+        est_label_bodies_find(&req->generation->csrattrs, req->label);
     if (entry == NULL) {
         est_note(req, "no /csrattrs entry for label %s", core_label_name(req->label));
         est_respond_error(req, 500, NULL, "internal error");

@@ -149,6 +149,13 @@ code=$(plain_post /simpleenroll unknown)
 check "an unknown code in otpChallenge: 401 (got $code)" [ "$code" = 401 ]
 code=$(plain_post /plain/simpleenroll dev4)
 check "no credentials on a label without otp: 401 (got $code)" [ "$code" = 401 ]
+# /csrattrs tells clients where the code goes (RFC 7894): only on labels that take codes.
+code=$(http_status GET /other/csrattrs)
+check "/other/csrattrs (otp = yes): 200 (got $code)" [ "$code" = 200 ]
+check "... lists id-aa-otpChallenge" \
+    bash -c "base64 -d '$T/body' | openssl asn1parse -inform DER | grep -q ':1.2.840.113549.1.9.16.2.56'"
+code=$(http_status GET /plain/csrattrs)
+check "/plain/csrattrs (no otp): nothing to list, 204 (got $code)" [ "$code" = 204 ]
 
 # ---- Policy: subject, subjectAltName, label. A 403 leaves the code usable. ----
 issue_code default "/CN=dev5/O=Test" --san DNS:dev5.example.test --san DNS:dev5b.example.test
