@@ -146,5 +146,15 @@ check "enrolls after the attacks" all_200 "$T/after" 3
 code=$(http_status GET /cacerts)
 check "/cacerts after the attacks (got $code)" [ "$code" = 200 ]
 check "estcad is alive" kill -0 "$ESTCAD_PID"
+
+# A head that stops coming is answered 408 Request Timeout at the deadline: nothing in it was
+# malformed (packaging/civetweb-timeout-408.patch).
+started=$(date +%s%N)
+stalled=$(printf 'GET /.well-known/est/cacerts HTTP/1.1\r\nHost: 127.0.0.1\r\n' |
+    openssl s_client -quiet -connect "127.0.0.1:$PORT" -CAfile "$T/ca/tls-ca.pem" 2>/dev/null |
+    head -1 | tr -d '\r')
+waited_ms=$((($(date +%s%N) - started) / 1000000))
+check "a request head that stops coming: 408 (got: $stalled)" [ "$(cut -d' ' -f2 <<<"$stalled")" = 408 ]
+check "... after request_timeout_ms (${waited_ms} ms)" [ "$waited_ms" -ge $((TIMEOUT_MS - 100)) ]
 stop_estcad
 finish
