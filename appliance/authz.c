@@ -420,13 +420,13 @@ static int check_count(struct ca_core *core, const struct authz_policy *policy,
 /* The policy's verdict on names; *policy_name the policy that decided ("-": none). */
 static int judge(struct ca_core *core, const struct core_label *label,
                  const struct request_names *names, const char *identity,
-                 const struct authz_vars *vars, enum authz_request kind, const char **policy_name,
-                 estca_reason *why)
+                 const struct authz_vars *vars, enum authz_request kind,
+                 const struct authz_policy **decided_by, estca_reason *why)
 {
     const struct authz_policy *policy = find_policy(core->authz, identity, vars);
     if (policy == NULL)
         return estca_fail(why, ESTCA_E_FORBIDDEN, "no authorization policy for %.300s", identity);
-    *policy_name = policy->name;
+    *decided_by = policy;
     if (!label_listed(policy, label->name))
         return estca_fail(why, ESTCA_E_FORBIDDEN, "policy %s does not allow label %s", policy->name,
                           label->name);
@@ -444,11 +444,13 @@ static int judge(struct ca_core *core, const struct core_label *label,
 
 int authz_decide(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                  const struct core_identity *who, const char *operation, enum authz_request kind,
-                 estca_reason *why)
+                 long *max_certificates, estca_reason *why)
 {
     estca_reason ignored;
     if (why == NULL)
         why = &ignored;
+    if (max_certificates != NULL)
+        *max_certificates = 0;
     /* Bad arguments are issuance's to report; one-time codes are their own policy. */
     if (core == NULL || label == NULL || csr == NULL || who == NULL || who->name == NULL ||
         has_prefix(who->name, "otp:"))
@@ -472,12 +474,15 @@ int authz_decide(struct ca_core *core, const struct core_label *label, X509_REQ 
         .cn =
             who->certificate != NULL && certificate_cn(who->certificate, cn, sizeof cn) ? cn : NULL,
     };
-    const char *policy_name = "-";
+    const struct authz_policy *policy = NULL;
     if (!name_rfc2253(X509_REQ_get_subject_name(csr), names.subject, sizeof names.subject))
         rc = estca_fail(why, ESTCA_E_FORBIDDEN, "the CSR's subject cannot be read as text");
     if (rc == ESTCA_OK)
-        rc = judge(core, label, &names, who->name, &vars, kind, &policy_name, why);
+        rc = judge(core, label, &names, who->name, &vars, kind, &policy, why);
     GENERAL_NAMES_free(names.san);
-    core_audit_authz(core, operation, label, who->name, policy_name, rc, why->text);
+    core_audit_authz(core, operation, label, who->name, policy != NULL ? policy->name : "-", rc,
+                     why->text);
+    if (rc == ESTCA_OK && kind == AUTHZ_NEW_CERTIFICATE && max_certificates != NULL)
+        *max_certificates = policy->max_certificates;
     return rc;
 }

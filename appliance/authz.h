@@ -36,10 +36,11 @@ enum authz_request {
 /* May who have a certificate for csr's names under label? ESTCA_OK, or ESTCA_E_FORBIDDEN with
  * the reason; ESTCA_E_INVALID for a malformed CSR; ESTCA_E_LEDGER when max_certificates cannot
  * be counted. Every decision of a policy is recorded in the audit log (operation, identity,
- * label, policy, reason). */
+ * label, policy, reason). *max_certificates (may be NULL) gets the deciding policy's limit for
+ * a new certificate, for the ledger to count again when it records it (0: no limit). */
 int authz_decide(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                  const struct core_identity *who, const char *operation, enum authz_request kind,
-                 estca_reason *why);
+                 long *max_certificates, estca_reason *why);
 
 /* ---- pure helpers, offered for the unit tests ---- */
 

@@ -77,9 +77,10 @@ void ca_instance_clear(struct ca_instance *ca);
 
 /* issuance.c: the whole issuance path after authentication — CSR signature and policy, build,
  * sign, ledger — for core_enroll (replaces 0) and core_reenroll (replaces: the ledger id of
- * the certificate being renewed). */
+ * the certificate being renewed). max_valid: how many valid certificates requester may hold,
+ * counted again by the ledger as it records this one (0: no limit). */
 int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-               const char *requester, long replaces, X509 **out, estca_reason *why);
+               const char *requester, long replaces, long max_valid, X509 **out, estca_reason *why);
 
 /* The base key policy for a CSR's public key: RSA of 2048 bits or more, EC P-256 or P-384
  * (ESTCA_E_POLICY with the reason otherwise). */

@@ -203,9 +203,16 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
     return ESTCA_OK;
 }
 
+/* Who the certificate is for, in the ledger's terms. */
+struct issuance_terms {
+    const char *requester;
+    long replaces;  /* ledger id of the certificate renewed; 0: none */
+    long otp_code;  /* ledger id of the one-time code used up; 0: none */
+    long max_valid; /* valid certificates requester may hold; 0: no limit */
+};
+
 static int record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                  const char *requester, long replaces, long otp_code, X509 *certificate,
-                  estca_reason *why)
+                  const struct issuance_terms *terms, X509 *certificate, estca_reason *why)
 {
     unsigned char *csr_der = NULL;
     int csr_len = i2d_X509_REQ(csr, &csr_der);
@@ -214,19 +221,22 @@ static int record(struct ca_core *core, const struct core_label *label, X509_REQ
     struct ledger_issued entry = {
         .ca_name = label->ca->name,
         .label = label->name,
-        .requester = requester,
+        .requester = terms->requester,
         .certificate = certificate,
         .csr_der = csr_der,
         .csr_der_len = (size_t)csr_len,
-        .replaces = replaces,
-        .otp_code = otp_code,
+        .replaces = terms->replaces,
+        .otp_code = terms->otp_code,
+        .max_valid = terms->max_valid,
     };
     int rc = ledger_record_issued(core->ledger, &entry, why);
     OPENSSL_free(csr_der);
     /* A ledger that cannot write (disk full, I/O error, locked) is a dependency that is down:
      * the client should retry later (503), and the certificate it would have got is dropped
-     * unseen. So is it when its one-time code was used up meanwhile (401). */
-    return rc == ESTCA_OK || rc == ESTCA_E_AUTH ? rc : ESTCA_E_UNAVAILABLE;
+     * unseen. So is it when its one-time code was used up meanwhile (401), or when concurrent
+     * enrollments brought the requester to its limit meanwhile (403). */
+    return rc == ESTCA_OK || rc == ESTCA_E_AUTH || rc == ESTCA_E_FORBIDDEN ? rc
+                                                                           : ESTCA_E_UNAVAILABLE;
 }
 
 /* A key the token generates for the client (serverkeygen), and its public half. */
@@ -284,13 +294,12 @@ static int check_request(const struct core_label *label, X509_REQ *csr, bool own
 /* Signs and records the certificate for public_key; on failure nothing is left. */
 static int sign_and_record(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
                            const X509_PUBKEY *public_key, const struct requested_names *names,
-                           const char *requester, long replaces, long otp_code, X509 **out,
-                           estca_reason *why)
+                           const struct issuance_terms *terms, X509 **out, estca_reason *why)
 {
     int rc = sign_certificate(core, label, public_key, names, out, why);
     /* Recorded before anyone sees it: a certificate the ledger lacks must not exist. */
     if (rc == ESTCA_OK)
-        rc = record(core, label, csr, requester, replaces, otp_code, *out, why);
+        rc = record(core, label, csr, terms, *out, why);
     if (rc != ESTCA_OK) {
         X509_free(*out);
         *out = NULL;
@@ -303,8 +312,8 @@ static int sign_and_record(struct ca_core *core, const struct core_label *label,
  * only once the request is admitted (an operator's approval on labels with approval = manual),
  * and the certificate is for it. */
 static int issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-                 struct server_key *server_key, const char *requester, long replaces, X509 **out,
-                 estca_reason *why)
+                 struct server_key *server_key, const char *requester, long replaces,
+                 long max_valid, X509 **out, estca_reason *why)
 {
     *out = NULL;
     if (core == NULL || label == NULL || csr == NULL)
@@ -317,9 +326,10 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
     /* A one-time code's request (otp.h): the code is its policy, burnt with the certificate.
      * Nothing is burnt before: a request that fails on the way (token down, 503) leaves the
      * code usable for the device's retry. */
-    long otp_code = 0;
+    struct issuance_terms terms = {
+        .requester = requester, .replaces = replaces, .max_valid = max_valid};
     if (rc == ESTCA_OK)
-        rc = otp_admit(core, label, csr, names.san, requester, &otp_code, why);
+        rc = otp_admit(core, label, csr, names.san, requester, &terms.otp_code, why);
     /* An operator approves only requests that passed every check above. */
     long request = 0;
     if (rc == ESTCA_OK && label->manual_approval) {
@@ -337,7 +347,7 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
         rc = sign_and_record(core, label, csr,
                              server_key != NULL ? server_key->public_key
                                                 : X509_REQ_get_X509_PUBKEY(csr),
-                             &names, requester, replaces, otp_code, out, why);
+                             &names, &terms, out, why);
     names_clear(&names);
     if (request != 0) {
         estca_reason approval_why;
@@ -353,9 +363,9 @@ static int issue(struct ca_core *core, const struct core_label *label, X509_REQ 
 }
 
 int core_issue(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
-               const char *requester, long replaces, X509 **out, estca_reason *why)
+               const char *requester, long replaces, long max_valid, X509 **out, estca_reason *why)
 {
-    return issue(core, label, csr, NULL, requester, replaces, out, why);
+    return issue(core, label, csr, NULL, requester, replaces, max_valid, out, why);
 }
 
 int core_enroll_as(struct ca_core *core, const struct core_label *label, X509_REQ *csr,
@@ -363,9 +373,11 @@ int core_enroll_as(struct ca_core *core, const struct core_label *label, X509_RE
 {
     *out = NULL;
     const char *requester = who != NULL ? who->name : NULL;
-    int rc = authz_decide(core, label, csr, who, "simpleenroll", AUTHZ_NEW_CERTIFICATE, why);
+    long max_valid = 0;
+    int rc =
+        authz_decide(core, label, csr, who, "simpleenroll", AUTHZ_NEW_CERTIFICATE, &max_valid, why);
     if (rc == ESTCA_OK)
-        rc = core_issue(core, label, csr, requester, 0, out, why);
+        rc = core_issue(core, label, csr, requester, 0, max_valid, out, why);
     return core_audit_issuance(core, "simpleenroll", label, requester, rc, *out, why);
 }
 
@@ -429,13 +441,15 @@ static int serverkeygen(struct ca_core *core, const struct core_label *label, X5
     if (core == NULL || label == NULL || csr == NULL || cert_out == NULL || pkcs8_out == NULL ||
         pkcs8_len == NULL)
         return estca_fail(why, ESTCA_E_INVALID, "core_serverkeygen: bad arguments");
+    long max_valid = 0;
     int rc = core_serverkeygen_offered(label, why);
     if (rc == ESTCA_OK)
-        rc = authz_decide(core, label, csr, who, "serverkeygen", AUTHZ_NEW_CERTIFICATE, why);
+        rc = authz_decide(core, label, csr, who, "serverkeygen", AUTHZ_NEW_CERTIFICATE, &max_valid,
+                          why);
     if (rc != ESTCA_OK)
         return rc;
     struct server_key key = {.algorithm = serverkeygen_algorithm(label, csr)};
-    rc = issue(core, label, csr, &key, who != NULL ? who->name : NULL, 0, cert_out, why);
+    rc = issue(core, label, csr, &key, who != NULL ? who->name : NULL, 0, max_valid, cert_out, why);
     X509_PUBKEY_free(key.public_key);
     if (rc != ESTCA_OK) {
         OPENSSL_clear_free(key.pkcs8, key.pkcs8_len);

@@ -460,15 +460,54 @@ struct pending_record {
     struct pending_record *next;
 };
 
-/* One certificate's rows in the batch's transaction: a duplicate serial or a one-time code no
- * longer usable undoes this certificate only. The certificate and the burning of its code
- * are one unit, committed before anyone sees the certificate. */
+/* requester's certificates that are valid at now; the lock is held. */
+static int count_valid_locked(struct ledger *ledger, const char *requester, const char *now,
+                              long *out, estca_reason *why)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = ledger_prepare(ledger,
+                            "SELECT COUNT(*) FROM certificates WHERE requester = ?1"
+                            " AND status = 'valid' AND not_after > ?2",
+                            &stmt, why);
+    if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, requester) != SQLITE_OK ||
+                           ledger_bind_text(stmt, 2, now) != SQLITE_OK))
+        rc = ledger_sqlite_fail(ledger, why, "bind");
+    if (rc == ESTCA_OK && sqlite3_step(stmt) != SQLITE_ROW)
+        rc = ledger_sqlite_fail(ledger, why, "count valid certificates");
+    if (rc == ESTCA_OK)
+        *out = (long)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Whether entry's requester may hold one more valid certificate; the lock is held, inside the
+ * transaction that would record it, so certificates recorded just before count. */
+static int check_max_valid_locked(struct ledger *ledger, const struct ledger_issued *entry,
+                                  const char *now, estca_reason *why)
+{
+    if (entry->max_valid <= 0 || entry->requester == NULL)
+        return ESTCA_OK;
+    long count = 0;
+    int rc = count_valid_locked(ledger, entry->requester, now, &count, why);
+    if (rc == ESTCA_OK && count >= entry->max_valid)
+        rc = estca_fail(why, ESTCA_E_FORBIDDEN,
+                        "%.200s may hold %ld valid certificates and has %ld (counted when "
+                        "recording)",
+                        entry->requester, entry->max_valid, count);
+    return rc;
+}
+
+/* One certificate's rows in the batch's transaction: a duplicate serial, a one-time code no
+ * longer usable or a requester at its limit undoes this certificate only. The certificate and
+ * the burning of its code are one unit, committed before anyone sees the certificate. */
 static int record_in_batch_locked(struct ledger *ledger, struct pending_record *p)
 {
     int rc = exec(ledger, "SAVEPOINT record", p->why);
     if (rc != ESTCA_OK)
         return rc;
-    rc = insert_locked(ledger, p->entry, p->row, p->why);
+    rc = check_max_valid_locked(ledger, p->entry, p->row->issued_at, p->why);
+    if (rc == ESTCA_OK)
+        rc = insert_locked(ledger, p->entry, p->row, p->why);
     if (rc == ESTCA_OK && p->entry->otp_code != 0)
         rc = ledger_otp_burn_locked(ledger, p->entry->otp_code,
                                     (long)sqlite3_last_insert_rowid(ledger->db), p->row->issued_at,
@@ -585,19 +624,7 @@ int ledger_count_valid_for(struct ledger *ledger, const char *requester, long *o
     char now[LEDGER_ISO8601_LEN];
     ledger_now_iso8601(now);
     pthread_mutex_lock(&ledger->lock);
-    sqlite3_stmt *stmt = NULL;
-    int rc = ledger_prepare(ledger,
-                            "SELECT COUNT(*) FROM certificates WHERE requester = ?1"
-                            " AND status = 'valid' AND not_after > ?2",
-                            &stmt, why);
-    if (rc == ESTCA_OK && (ledger_bind_text(stmt, 1, requester) != SQLITE_OK ||
-                           ledger_bind_text(stmt, 2, now) != SQLITE_OK))
-        rc = ledger_sqlite_fail(ledger, why, "bind");
-    if (rc == ESTCA_OK && sqlite3_step(stmt) != SQLITE_ROW)
-        rc = ledger_sqlite_fail(ledger, why, "count valid certificates");
-    if (rc == ESTCA_OK)
-        *out = (long)sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
+    int rc = count_valid_locked(ledger, requester, now, out, why);
     pthread_mutex_unlock(&ledger->lock);
     return rc;
 }

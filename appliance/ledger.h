@@ -23,14 +23,19 @@ struct ledger_issued {
     X509 *certificate;
     const unsigned char *csr_der;
     size_t csr_der_len;
-    long replaces; /* ledger id of the certificate this one renews or rekeys; 0: none */
-    long otp_code; /* ledger id of the one-time code this certificate uses up; 0: none */
+    long replaces;  /* ledger id of the certificate this one renews or rekeys; 0: none */
+    long otp_code;  /* ledger id of the one-time code this certificate uses up; 0: none */
+    long max_valid; /* requester may hold at most this many valid certificates, this one
+                     * included (a policy's max_certificates); 0: no limit */
 };
 
 /* Records an issued certificate (serial, subject, SANs, validity, DER, CSR SHA-256) and
  * commits. A serial already present for the same CA is refused (ESTCA_E_LEDGER). With
  * otp_code, the code is burnt in the same transaction, and if it is no longer usable (used,
- * revoked or expired meanwhile) nothing is recorded (ESTCA_E_AUTH). */
+ * revoked or expired meanwhile) nothing is recorded (ESTCA_E_AUTH). With max_valid, the
+ * requester's valid certificates are counted in that transaction too, so that concurrent
+ * enrollments cannot all pass a count taken before them: one too many is refused
+ * (ESTCA_E_FORBIDDEN) and not recorded. */
 int ledger_record_issued(struct ledger *ledger, const struct ledger_issued *entry,
                          estca_reason *why);
 

@@ -93,8 +93,8 @@ int core_reenroll(struct ca_core *core, const struct core_label *label, X509_REQ
         rc = authz_certificate_identity("cert:", current, identity, sizeof identity, why);
     if (rc == ESTCA_OK)
         rc = authz_decide(core, label, csr, &(struct core_identity){identity, current},
-                          "simplereenroll", AUTHZ_RENEWAL, why);
+                          "simplereenroll", AUTHZ_RENEWAL, NULL, why);
     if (rc == ESTCA_OK)
-        rc = core_issue(core, label, csr, requester, state.id, out, why);
+        rc = core_issue(core, label, csr, requester, state.id, 0, out, why);
     return core_audit_issuance(core, "simplereenroll", label, requester, rc, *out, why);
 }

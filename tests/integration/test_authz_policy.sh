@@ -8,7 +8,7 @@
 provision
 conf="$T/ca/estca.conf"
 declare -A password
-for user in alice bob carol dave; do
+for user in alice bob carol dave erin; do
     password[$user]=$(openssl rand -hex 12)
     printf '%s\n' "${password[$user]}" | "$ESTCA" user add --users-file "$T/ca/users" "$user" >/dev/null
 done
@@ -37,6 +37,10 @@ labels = other
 
 [policy:renewals]
 identities = cert:*
+
+[policy:one-each]
+identities = user:erin
+max_certificates = 1
 CONF
 start_estcad
 
@@ -123,6 +127,31 @@ check "the renewal's decision" grep -q '"operation":"simplereenroll".*"identity"
 check "max_certificates is counted through an index" \
     grep -q 'certificates_requester' <<<"$(sqlite3 "$T/ca/ledger.sqlite" \
         "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM certificates WHERE requester = 'user:alice' AND status = 'valid' AND not_after > '2000'")"
+
+# max_certificates holds under a race: eight enrollments at once for an identity allowed one.
+# The count checked before signing cannot see the others in flight; the ledger counts again
+# in the transaction that records each certificate.
+start_estcad
+for i in 1 2 3 4 5 6 7 8; do make_csr "e$i" -subj "/CN=erin"; done
+# A login first (its CSR is garbage: 400), so that the racers skip the password hash, which
+# would otherwise space them out by its ~20 ms each.
+code=$(http_status POST /simpleenroll --user "erin:${password[erin]}" -H "Content-Type: application/pkcs10" \
+    --data-binary 'AAAA')
+check "erin's login, with a garbage CSR: 400 (got $code)" [ "$code" = 400 ]
+racers=()
+for i in 1 2 3 4 5 6 7 8; do
+    curl -sS -o /dev/null -w '%{http_code}\n' --cacert "$T/ca/tls-ca.pem" --user "erin:${password[erin]}" \
+        -H "Content-Type: application/pkcs10" --data-binary @"$T/e$i.b64" \
+        "$URL/simpleenroll" >"$T/race.$i" 2>&1 &
+    racers+=($!)
+done
+for pid in "${racers[@]}"; do wait "$pid" || true; done
+race=$(cat "$T"/race.* | sort | uniq -c | tr -s ' \n' ' ')
+check "eight racing enrollments, max_certificates = 1: one 200, seven 403 (got$race)" \
+    [ "$race" = " 1 200 7 403 " ]
+check "  and the ledger holds one valid certificate for user:erin" [ "$(sqlite3 "$T/ca/ledger.sqlite" \
+    "SELECT COUNT(*) FROM certificates WHERE requester = 'user:erin' AND status = 'valid'")" = 1 ]
+stop_estcad
 
 # A policy naming a label that does not exist stops estcad at start-up.
 sed 's/^labels = other$/labels = otehr/' "$conf" > "$T/ca/typo.conf"

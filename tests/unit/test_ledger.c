@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 static char dir[PATH_MAX];
@@ -37,7 +38,7 @@ static void teardown(void)
 TestSuite(ledger, .init = setup, .fini = teardown);
 
 /* A certificate with serial n (big-endian in 8 octets) and a DNS subjectAltName. */
-static X509 *certificate(unsigned long n)
+static X509 *certificate_for(unsigned long n, time_t not_before, time_t not_after)
 {
     unsigned char serial[8];
     for (int i = 7; i >= 0; i--, n >>= 8)
@@ -63,8 +64,8 @@ static X509 *certificate(unsigned long n)
         .issuer_key = key,
         .serial = serial,
         .serial_len = sizeof serial,
-        .not_before = 1700000000, /* 2023-11-14T22:13:20Z */
-        .not_after = 1700000000 + 86400,
+        .not_before = not_before,
+        .not_after = not_after,
     };
     X509 *cert = NULL;
     estca_reason why = {{0}};
@@ -73,6 +74,19 @@ static X509 *certificate(unsigned long n)
     X509_NAME_free(subject);
     GENERAL_NAMES_free(san);
     return cert;
+}
+
+/* A certificate with serial n, valid for a day from 2023-11-14T22:13:20Z. */
+static X509 *certificate(unsigned long n)
+{
+    return certificate_for(n, 1700000000, 1700000000 + 86400);
+}
+
+/* A certificate with serial n that is valid now. */
+static X509 *certificate_valid_now(unsigned long n)
+{
+    time_t now = time(NULL);
+    return certificate_for(n, now - 60, now + 86400);
 }
 
 static struct ledger *open_ledger(void)
@@ -326,6 +340,70 @@ Test(ledger, racing_duplicates_fail_alone)
     cr_expect_eq(recorded, PER_THREAD);
     cr_expect_eq(duplicates, (RACERS - 1) * PER_THREAD);
     cr_expect_eq(count(ledger), PER_THREAD);
+    ledger_close(ledger);
+}
+
+/* max_valid: the requester's valid certificates are counted in the recording transaction, so
+ * threads racing for the last allowed certificate leave exactly max_valid of them. */
+static int record_limited(struct ledger *ledger, X509 *cert, long max_valid, estca_reason *why)
+{
+    struct ledger_issued entry = {
+        .ca_name = "issuing",
+        .label = "default",
+        .requester = "user:limited",
+        .certificate = cert,
+        .max_valid = max_valid,
+    };
+    return ledger_record_issued(ledger, &entry, why);
+}
+
+struct limited_racer {
+    struct ledger *ledger;
+    X509 *cert;
+    int rc;
+};
+
+static void *race_limited(void *arg)
+{
+    struct limited_racer *r = arg;
+    r->rc = record_limited(r->ledger, r->cert, 2, NULL);
+    return NULL;
+}
+
+Test(ledger, max_valid_counted_when_recording)
+{
+    enum { RACERS = 8 };
+    struct ledger *ledger = open_ledger();
+    struct limited_racer racers[RACERS];
+    pthread_t threads[RACERS];
+    for (int t = 0; t < RACERS; t++) {
+        racers[t] = (struct limited_racer){.ledger = ledger,
+                                           .cert = certificate_valid_now((unsigned long)(t + 1))};
+    }
+    for (int t = 0; t < RACERS; t++)
+        cr_assert_eq(pthread_create(&threads[t], NULL, race_limited, &racers[t]), 0);
+    int recorded = 0, refused = 0;
+    for (int t = 0; t < RACERS; t++) {
+        pthread_join(threads[t], NULL);
+        recorded += racers[t].rc == ESTCA_OK;
+        refused += racers[t].rc == ESTCA_E_FORBIDDEN;
+        X509_free(racers[t].cert);
+    }
+    cr_expect_eq(recorded, 2);
+    cr_expect_eq(refused, RACERS - 2);
+    long valid = -1;
+    estca_reason why = {{0}};
+    cr_assert_eq(ledger_count_valid_for(ledger, "user:limited", &valid, &why), ESTCA_OK, "%s",
+                 why.text);
+    cr_expect_eq(valid, 2);
+    /* Without a limit the same requester may have more. */
+    X509 *more = certificate_valid_now(100);
+    cr_expect_eq(record_limited(ledger, more, 0, &why), ESTCA_OK, "%s", why.text);
+    X509 *over = certificate_valid_now(101);
+    cr_expect_eq(record_limited(ledger, over, 3, &why), ESTCA_E_FORBIDDEN);
+    cr_expect(strstr(why.text, "may hold 3 valid certificates and has 3") != NULL, "%s", why.text);
+    X509_free(more);
+    X509_free(over);
     ledger_close(ledger);
 }
 
