@@ -18,10 +18,13 @@
  *   harness sets itself), and the body (the rest, newlines included).
  * It is sent as one well-formed HTTP/1.1 request (origin-form path, control characters
  * replaced, exact Content-Length, Connection: keep-alive) over TLS on a connection the harness
- * keeps open; reconnects happen only when the server closed it. There are four such
- * connections, from 127.0.0.1 to 127.0.0.4, so that the login throttle that fuzzed passwords
- * set off (per source address) never shuts out the real credentials; and no input ever sends
- * a wrong password for the demo user (that would throttle the user itself): such inputs are
+ * keeps open; reconnects happen only when the server closed it. The path's bytes from 0x80 on
+ * go percent-encoded (CivetWeb decodes them, so estcad's router still gets them), unless the
+ * path field starts with 0xff (dropped): then raw, which CivetWeb answers with 400 and a
+ * closed connection, and a new TLS connection for the next input would halve the rate. There are
+ * four such connections, from 127.0.0.1 to 127.0.0.4, so that the login throttle that fuzzed
+ * passwords set off (per source address) never shuts out the real credentials; and no input ever
+ * sends a wrong password for the demo user (that would throttle the user itself): such inputs are
  * skipped.
  *
  * Invariants, abort() on violation: the framing checks of est_handler_client.h (a status line
@@ -347,11 +350,18 @@ static void split(const uint8_t *data, size_t size, struct fields *f)
     }
 }
 
+enum line_kind {
+    LINE_HEADER,
+    LINE_PATH,     /* bytes from 0x80 on percent-encoded */
+    LINE_PATH_RAW, /* bytes from 0x80 on as they are */
+};
+
 /* A header value or path on one line: control characters become '?' (and, in a path, so do
  * blanks, which would end the request target). */
-static char *one_line(const char *s, size_t len, bool path)
+static char *one_line(const char *s, size_t len, enum line_kind kind)
 {
-    char *out = malloc(len + 2);
+    bool path = kind != LINE_HEADER;
+    char *out = malloc(3 * len + 2);
     if (out == NULL)
         fuzz_violation("out of memory");
     size_t n = 0;
@@ -359,6 +369,10 @@ static char *one_line(const char *s, size_t len, bool path)
         out[n++] = '/';
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (kind == LINE_PATH && c >= 0x80) {
+            n += (size_t)snprintf(out + n, 4, "%%%02X", c);
+            continue;
+        }
         bool bad = (c < 0x20 && c != '\t') || c == 0x7f || (path && (c == ' ' || c == '\t'));
         out[n++] = bad ? '?' : (char)c;
     }
@@ -391,7 +405,7 @@ static char *fuzzed_authorization(int mode, const char *field, size_t len, bool 
         size_t b64_len = 0;
         if (len == 0 ||
             base64_encode((const unsigned char *)field, len, &b64, &b64_len, NULL) != ESTCA_OK)
-            return one_line("Basic ", 6, false);
+            return one_line("Basic ", 6, LINE_HEADER);
         char *joined = malloc(b64_len + sizeof "Basic ");
         if (joined == NULL)
             fuzz_violation("out of memory");
@@ -399,7 +413,7 @@ static char *fuzzed_authorization(int mode, const char *field, size_t len, bool 
         OPENSSL_free(b64);
         value = joined;
     } else {
-        value = one_line(field, len, false);
+        value = one_line(field, len, LINE_HEADER);
     }
     struct http_basic_credentials c;
     *real = false;
@@ -437,9 +451,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (auth >= 2 &&
         (authorization = fuzzed_authorization(auth, f.part[2], f.len[2], &real)) == NULL)
         return 0;
-    char *path = one_line(f.part[0], f.len[0], true);
-    char *type = one_line(f.part[1], f.len[1], false);
-    char *extra = one_line(f.part[3], f.len[3], false);
+    bool raw_path = f.len[0] > 0 && (unsigned char)f.part[0][0] == 0xff;
+    char *path = raw_path ? one_line(f.part[0] + 1, f.len[0] - 1, LINE_PATH_RAW)
+                          : one_line(f.part[0], f.len[0], LINE_PATH);
+    char *type = one_line(f.part[1], f.len[1], LINE_HEADER);
+    char *extra = one_line(f.part[3], f.len[3], LINE_HEADER);
     const char *auth_value = auth == 1 ? H.demo_authorization : authorization;
     size_t body_len = f.len[4];
 
