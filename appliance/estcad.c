@@ -121,16 +121,11 @@ static int start(struct daemon_state *state, const char *config_path, estca_reas
     if (rc != ESTCA_OK)
         return rc;
     X509 *leaf = sk_X509_shift(state->tls_chain);
-    struct est_server_options options = {
-        .listen = config->listen,
-        .threads = config->threads,
-        .max_body = config->max_body,
-        .request_timeout_ms = config->request_timeout_ms,
-        .max_connections_per_address = config->max_connections_per_address,
-        .tls_certificate = leaf,
-        .tls_chain = state->tls_chain,
-        .tls_key = state->tls_key,
-    };
+    struct est_server_options options;
+    est_server_options_from_config(config, &options);
+    options.tls_certificate = leaf;
+    options.tls_chain = state->tls_chain;
+    options.tls_key = state->tls_key;
     rc = est_server_start(&options, state->core, &state->server, why);
     sk_X509_unshift(state->tls_chain, leaf);
     if (rc != ESTCA_OK || config->metrics_listen == NULL)

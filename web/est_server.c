@@ -86,6 +86,18 @@ static int init_library(struct est_server *server, estca_reason *why)
     return ESTCA_OK;
 }
 
+void est_server_options_from_config(const struct estca_config *config,
+                                    struct est_server_options *out)
+{
+    *out = (struct est_server_options){
+        .listen = config->listen,
+        .threads = config->threads,
+        .max_body = config->max_body,
+        .request_timeout_ms = config->request_timeout_ms,
+        .max_connections_per_address = config->max_connections_per_address,
+    };
+}
+
 int est_server_start(const struct est_server_options *options, struct ca_core *core,
                      struct est_server **out, estca_reason *why)
 {

@@ -4,6 +4,7 @@
 #ifndef ESTCA_EST_SERVER_H
 #define ESTCA_EST_SERVER_H
 
+#include "config.h"
 #include "core.h"
 #include "status.h"
 
@@ -25,6 +26,11 @@ struct est_server_options {
     STACK_OF(X509) *tls_chain; /* borrowed; intermediates, may be NULL */
     EVP_PKEY *tls_key;         /* borrowed */
 };
+
+/* The listener's settings from the [server] section; the TLS credentials, which config only
+ * names, are the caller's to load and set. */
+void est_server_options_from_config(const struct estca_config *config,
+                                    struct est_server_options *out);
 
 struct est_server;
 

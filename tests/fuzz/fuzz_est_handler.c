@@ -168,16 +168,11 @@ static void start_appliance(const char *dir)
     if (hsm_token_supervise(H.token, 2000, 500, ignore_token_event, NULL, &why) != ESTCA_OK)
         setup_failed("token supervisor", why.text);
     X509 *leaf = sk_X509_shift(H.tls_chain);
-    struct est_server_options options = {
-        .listen = config->listen,
-        .threads = config->threads,
-        .max_body = config->max_body,
-        .request_timeout_ms = config->request_timeout_ms,
-        .max_connections_per_address = config->max_connections_per_address,
-        .tls_certificate = leaf,
-        .tls_chain = H.tls_chain,
-        .tls_key = H.tls_key,
-    };
+    struct est_server_options options;
+    est_server_options_from_config(config, &options);
+    options.tls_certificate = leaf;
+    options.tls_chain = H.tls_chain;
+    options.tls_key = H.tls_key;
     int rc = est_server_start(&options, H.core, &H.server, &why);
     sk_X509_unshift(H.tls_chain, leaf);
     if (rc != ESTCA_OK)
