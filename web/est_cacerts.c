@@ -10,7 +10,8 @@ int est_cacerts_encode(const struct core_label *label, char **body, size_t *body
 
 void est_cacerts_handle(struct est_request *req)
 {
-    const struct est_label_body *entry = est_label_bodies_find(&req->generation->cacerts, req->label);
+    const struct est_label_body *entry =
+        est_label_bodies_find(&req->generation->cacerts, req->label);
     if (entry == NULL) {
         est_note(req, "no /cacerts body for label %s", core_label_name(req->label));
         est_respond_error(req, 500, NULL, "internal error");

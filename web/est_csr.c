@@ -60,12 +60,12 @@ ASN1_SEQUENCE(WIRE_REQUEST) = {
     ASN1_SIMPLE(WIRE_REQUEST, signature, ASN1_BIT_STRING),
 } ASN1_SEQUENCE_END(WIRE_REQUEST)
 
-DECLARE_ASN1_FUNCTIONS(WIRE_REQUEST) IMPLEMENT_ASN1_FUNCTIONS(WIRE_REQUEST)
+DECLARE_ASN1_FUNCTIONS(WIRE_REQUEST)
+IMPLEMENT_ASN1_FUNCTIONS(WIRE_REQUEST)
+/* clang-format on */
 
-                    /* NULL for key types other than RSA and EC, or keys the legacy decoder refuses.
-                     */
-                    static EVP_PKEY
-                    * decode_public_key(const WIRE_SPKI *spki)
+/* NULL for key types other than RSA and EC, or keys the legacy decoder refuses. */
+static EVP_PKEY *decode_public_key(const WIRE_SPKI *spki)
 {
     const unsigned char *p = spki->enc.enc;
     long len = (long)spki->enc.len;

@@ -308,8 +308,8 @@ void est_reenroll_handle(struct est_request *req)
     X509 *cert = NULL;
     estca_reason why = {{0}};
     req->core_decided = true;
-    int rc = core_reenroll(req->core, req->label, csr, current,
-                           SSL_get_peer_cert_chain(ssl), req->requester, &cert, &why);
+    int rc = core_reenroll(req->core, req->label, csr, current, SSL_get_peer_cert_chain(ssl),
+                           req->requester, &cert, &why);
     X509_REQ_free(csr);
     respond_issued(req, rc, cert, &why);
 }

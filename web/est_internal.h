@@ -58,7 +58,7 @@ struct est_server {
     atomic_ulong answers[EST_METRICS_OPS][EST_METRICS_STATUSES];
     atomic_ulong login_failures;   /* credentials checked and wrong */
     atomic_ulong logins_throttled; /* refused unchecked: 429 */
-    atomic_bool draining;       /* est_server_drain: answer 503, close connections */
+    atomic_bool draining;          /* est_server_drain: answer 503, close connections */
 };
 
 #define EST_REQUESTER_MAX 300

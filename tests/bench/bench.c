@@ -20,8 +20,8 @@
 
 struct bench {
     const char *mode;
-    EVP_PKEY *key;          /* sign */
-    struct ca_core *core;   /* issue */
+    EVP_PKEY *key;        /* sign */
+    struct ca_core *core; /* issue */
     const struct core_label *label;
     unsigned char *csr_der; /* issue: parsed again for every request, as the server does */
     int csr_der_len;
@@ -121,8 +121,10 @@ static int run(struct bench *b, int threads)
 int main(int argc, char **argv)
 {
     static const struct option long_options[] = {
-        {"config", required_argument, NULL, 'c'}, {"key", required_argument, NULL, 'k'},
-        {"threads", required_argument, NULL, 't'}, {"seconds", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"threads", required_argument, NULL, 't'},
+        {"seconds", required_argument, NULL, 's'},
         {0, 0, 0, 0},
     };
     if (argc < 2 || (strcmp(argv[1], "sign") != 0 && strcmp(argv[1], "issue") != 0)) {
@@ -135,15 +137,24 @@ int main(int argc, char **argv)
     int threads = 1, opt;
     while ((opt = getopt_long(argc - 1, argv + 1, "c:k:t:s:", long_options, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'k': key_uri = optarg; break;
-        case 't': threads = atoi(optarg); break;
-        case 's': b.seconds = atof(optarg); break;
-        default: return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            key_uri = optarg;
+            break;
+        case 't':
+            threads = atoi(optarg);
+            break;
+        case 's':
+            b.seconds = atof(optarg);
+            break;
+        default:
+            return 2;
         }
     }
-    if (config_path == NULL || threads < 1 || threads > 256 || b.seconds <= 0 ||
-        b.seconds > 600 || (strcmp(b.mode, "sign") == 0 && key_uri == NULL)) {
+    if (config_path == NULL || threads < 1 || threads > 256 || b.seconds <= 0 || b.seconds > 600 ||
+        (strcmp(b.mode, "sign") == 0 && key_uri == NULL)) {
         fprintf(stderr, "estca-bench: need -c CONF, 1..256 threads, 0..600 seconds, and --key "
                         "for sign\n");
         return 2;
@@ -154,8 +165,7 @@ int main(int argc, char **argv)
     estca_reason why = {{0}};
     int rc = config_load(config_path, &config, &why);
     if (rc == ESTCA_OK)
-        rc = hsm_token_open(config->module_path, config->token_uri, config->pin_file, &token,
-                            &why);
+        rc = hsm_token_open(config->module_path, config->token_uri, config->pin_file, &token, &why);
     if (rc == ESTCA_OK && key_uri != NULL)
         rc = hsm_key_find(token, key_uri, &b.key, &why);
     if (rc == ESTCA_OK && strcmp(b.mode, "issue") == 0) {

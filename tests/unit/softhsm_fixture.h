@@ -14,10 +14,10 @@
 #define FIXTURE_TOKEN_URI "pkcs11:token=estca-test"
 
 struct softhsm_fixture {
-    char dir[PATH_MAX];          /* the temporary directory: conf, tokens/, PIN files */
+    char dir[PATH_MAX]; /* the temporary directory: conf, tokens/, PIN files */
     char pin_file[PATH_MAX];
     char so_pin_file[PATH_MAX];
-    struct hsm_token *token;     /* open and logged in */
+    struct hsm_token *token; /* open and logged in */
 };
 
 /* Criterion-asserts on failure. */
