@@ -5,7 +5,8 @@
 #  (c) enrollments/s through estcad over TLS with keep-alive at 1, 8, 32, 128 clients (wrk)
 #  (d) the same with a new TLS connection per enrollment, 32 clients (estca-load: wrk spins
 #      during TLS handshakes, see tests/bench/new_connection_load.c)
-#  (e) estcad's peak RSS, and the ratios (c)/(b), (d)/(b).
+#  (e) estcad's peak RSS, and the ratios (c)/(b), (d)/(b); for (d) also the CPU time estcad and
+#      estca-load each spent per enrollment.
 # Usage: tests/bench/run.sh [--smoke] [--seconds S] [--build DIR] [--only ec|rsa]
 #                           [--tls-key-store file|token]
 # --smoke: 1 s per level, EC only, exits non-zero unless every answer was 200.
@@ -63,12 +64,14 @@ run_wrk() { # clients -> "rate requests not200 socket_errors p50 p99", keep-aliv
     echo "$rate $(field requests "$line") $(field not200 "$line") $(field socket_errors "$line") $(field p50_ms "$line") $(field p99_ms "$line")"
 }
 
-run_new_connections() { # clients -> "rate requests not200 socket_errors p50 p99"
+run_new_connections() { # clients -> "rate requests not200 socket_errors p50 p99 load_cpu_ms"
     local line
     line=$("$load" --port "$port" --path /.well-known/est/simpleenroll --csr "$T/csr.b64" \
         --auth-file "$T/auth" --clients "$1" --seconds "$seconds")
-    echo "$(field rate "$line") $(field requests "$line") $(field not200 "$line") $(field socket_errors "$line") $(field p50_ms "$line") $(field p99_ms "$line")"
+    echo "$(field rate "$line") $(field requests "$line") $(field not200 "$line") $(field socket_errors "$line") $(field p50_ms "$line") $(field p99_ms "$line") $(field cpu_ms "$line")"
 }
+
+estcad_cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # user + system
 
 bench_kind() { # kind ca_type tls_type
     local kind=$1 dir="$T/$1"
@@ -110,8 +113,13 @@ bench_kind() { # kind ca_type tls_type
         printf '%-34s %10s %8s %8s %7s %9s %9s %7.2f\n' "(c) keep-alive" "$c" "$rate" "$req" "$((n200 + serr))" "$p50" "$p99" "$(echo "$rate / $issue" | bc -l)"
         [ "$((n200 + serr))" -eq 0 ] && [ "${req:-0}" -gt 0 ] || bad=1
     done
-    read -r rate req n200 serr p50 p99 <<<"$(run_new_connections 32)"
+    local ticks_before load_cpu
+    ticks_before=$(estcad_cpu_ticks)
+    read -r rate req n200 serr p50 p99 load_cpu <<<"$(run_new_connections 32)"
     printf '%-34s %10s %8s %8s %7s %9s %9s %7.2f\n' "(d) new TLS connection per request" 32 "$rate" "$req" "$((n200 + serr))" "$p50" "$p99" "$(echo "$rate / $issue" | bc -l)"
+    # Both processes share the cores: what each spent per enrollment shows the split.
+    printf '    CPU per enrollment in (d): estcad %.3f ms, estca-load %s ms\n' \
+        "$(echo "($(estcad_cpu_ticks) - $ticks_before) * 1000 / $(getconf CLK_TCK) / ${req:-1}" | bc -l)" "$load_cpu"
     [ "$((n200 + serr))" -eq 0 ] && [ "${req:-0}" -gt 0 ] || bad=1
     printf '(e) estcad peak RSS: %s\n' "$(grep VmHWM "/proc/$pid/status" | awk '{print $2, $3}')"
     kill "$pid"
