@@ -43,7 +43,7 @@ drop_serial=$(openssl x509 -in "$T/drop.pem" -noout -serial | cut -d= -f2)
 listed=no
 for _ in $(seq 1 100); do
     fetch "$crl_url" >/dev/null
-    if openssl crl -inform DER -in "$T/fetched.crl" -noout -text 2>/dev/null | grep -q "Serial Number: $drop_serial"; then
+    if openssl crl -inform DER -in "$T/fetched.crl" -noout -text 2>/dev/null | grep "Serial Number: $drop_serial" >/dev/null; then
         listed=yes
         break
     fi

@@ -292,7 +292,7 @@ for c in "${CODES[@]}"; do
         if grep -aqiF -- "$c" "$f"; then leaks=$((leaks + 1)); echo "# code leaked into $f"; fi
     done
     if tr '\0' ' ' < "/proc/$ESTCAD_PID/cmdline" | grep -qiF -- "$c"; then leaks=$((leaks + 1)); fi
-    if find "$T" -type f -perm /044 -print0 | xargs -0 -r grep -laiF -- "$c" | grep -q .; then
+    if find "$T" -type f -perm /044 -print0 | xargs -0 -r grep -laiF -- "$c" | grep . >/dev/null; then
         leaks=$((leaks + 1))
         echo "# code in a file others may read: $(find "$T" -type f -perm /044 -print0 | xargs -0 -r grep -laiF -- "$c")"
     fi
