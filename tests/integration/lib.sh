@@ -27,12 +27,16 @@ scaled() { echo $(($1 * TIME_SCALE)); }
 # settle SECONDS: a pause long enough for estcad to act, stretched by TIME_SCALE.
 settle() { sleep "$(awk -v s="$1" -v k="$TIME_SCALE" 'BEGIN { print s * k }')"; }
 
+# is_asan_build BINARY: true for the ASan+UBSan build. grep without -q reads ldd's output to the
+# end: with -q, ldd could die of SIGPIPE and pipefail would fail the match.
+is_asan_build() { ldd "$1" | grep libasan >/dev/null; }
+
 # Under ESTCA_VALGRIND, $ESTCAD becomes a wrapper in $T, so that every way a test starts estcad
 # (start_estcad, a direct "$ESTCAD" call, a script handed $ESTCAD) runs it under memcheck. The
 # wrapper execs valgrind, so $! is estcad's own pid and signals reach it.
 if [ "$ESTCA_VALGRIND" = 1 ]; then
     ESTCAD_REAL=$ESTCAD
-    if ldd "$ESTCAD_REAL" | grep libasan >/dev/null; then
+    if is_asan_build "$ESTCAD_REAL"; then
         echo "skip - valgrind cannot run $ESTCAD_REAL, the ASan build"
         rm -rf "$T"
         exit 77

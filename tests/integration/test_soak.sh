@@ -3,7 +3,7 @@
 # answer, RSS and open files flat after warm-up. Skipped in the ASan build, whose allocator
 # quarantine makes RSS meaningless; longer soaks: tests/soak/run.sh MINUTES.
 . "$(dirname "$0")/lib.sh"
-if ldd "$ESTCAD" | grep libasan >/dev/null; then
+if is_asan_build "$ESTCAD"; then
     echo "skip - $ESTCAD is the ASan build"
     exit 77
 fi
