@@ -7,6 +7,7 @@
 #include "core_internal.h"
 #include "keygen.h"
 #include "otp.h"
+#include "signature_check.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -40,7 +41,7 @@ static int verify_signature(X509_REQ *csr, estca_reason *why)
     if (key == NULL)
         return estca_fail_openssl(why, ESTCA_E_INVALID, "CSR public key cannot be decoded");
     /* Proof of possession: the requester holds the private key. */
-    if (X509_REQ_verify(csr, key) != 1)
+    if (signature_check_csr(csr, key) != 1)
         return estca_fail_openssl(why, ESTCA_E_INVALID, "CSR signature does not verify");
     return ESTCA_OK;
 }
@@ -193,7 +194,7 @@ static int sign_certificate(struct ca_core *core, const struct core_label *label
     /* A token failing mid-operation, or one that was swapped, must not get a certificate with
      * a bad signature out (nor an RSA-CRT fault leak the key): check it in software, against
      * the CA certificate, before the ledger or the client sees it. */
-    if (X509_verify(*out, X509_get0_pubkey(label->ca->certificate)) != 1) {
+    if (signature_check_certificate(*out, X509_get0_pubkey(label->ca->certificate)) != 1) {
         X509_free(*out);
         *out = NULL;
         return estca_fail_openssl(why, ESTCA_E_UNAVAILABLE,
