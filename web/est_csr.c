@@ -17,6 +17,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -64,6 +65,47 @@ DECLARE_ASN1_FUNCTIONS(WIRE_REQUEST)
 IMPLEMENT_ASN1_FUNCTIONS(WIRE_REQUEST)
 /* clang-format on */
 
+/* The curves devices use, built once: d2i_EC_PUBKEY builds the curve's group afresh for every
+ * key (precomputing its Montgomery constants), which costs more than decoding and checking the
+ * point; EC_KEY_set_group takes a copy of a ready one. */
+static const int cached_curve_nids[] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
+#define CACHED_CURVES (sizeof cached_curve_nids / sizeof cached_curve_nids[0])
+static EC_GROUP *cached_curves[CACHED_CURVES];
+static pthread_once_t curves_once = PTHREAD_ONCE_INIT;
+
+static void build_curves(void)
+{
+    for (size_t i = 0; i < CACHED_CURVES; i++)
+        cached_curves[i] = EC_GROUP_new_by_curve_name(cached_curve_nids[i]);
+    ERR_clear_error(); /* a curve that failed is decoded the general way */
+}
+
+/* An EC key on one of the cached named curves; NULL for anything else (other or explicit
+ * curves, a point that is not on the curve), which d2i_EC_PUBKEY then decides. */
+static EC_KEY *decode_named_curve_key(const WIRE_SPKI *spki)
+{
+    int parameter_type = 0;
+    const void *curve = NULL;
+    X509_ALGOR_get0(NULL, &parameter_type, &curve, spki->algorithm);
+    if (parameter_type != V_ASN1_OBJECT || spki->key->length <= 0 || (spki->key->flags & 0x7) != 0)
+        return NULL;
+    int nid = OBJ_obj2nid(curve);
+    pthread_once(&curves_once, build_curves);
+    const EC_GROUP *group = NULL;
+    for (size_t i = 0; i < CACHED_CURVES && group == NULL; i++) {
+        if (cached_curve_nids[i] == nid)
+            group = cached_curves[i];
+    }
+    EC_KEY *ec = group != NULL ? EC_KEY_new() : NULL;
+    if (ec == NULL || !EC_KEY_set_group(ec, group) ||
+        !EC_KEY_oct2key(ec, spki->key->data, (size_t)spki->key->length, NULL)) {
+        EC_KEY_free(ec);
+        ERR_clear_error();
+        return NULL;
+    }
+    return ec;
+}
+
 /* NULL for key types other than RSA and EC, or keys the legacy decoder refuses. */
 static EVP_PKEY *decode_public_key(const WIRE_SPKI *spki)
 {
@@ -74,7 +116,9 @@ static EVP_PKEY *decode_public_key(const WIRE_SPKI *spki)
         goto fail;
     switch (OBJ_obj2nid(spki->algorithm->algorithm)) {
     case NID_X9_62_id_ecPublicKey: {
-        EC_KEY *ec = d2i_EC_PUBKEY(NULL, &p, len);
+        EC_KEY *ec = decode_named_curve_key(spki);
+        if (ec == NULL)
+            ec = d2i_EC_PUBKEY(NULL, &p, len);
         if (ec == NULL || !EVP_PKEY_assign_EC_KEY(key, ec)) {
             EC_KEY_free(ec);
             goto fail;

@@ -96,6 +96,33 @@ Test(csr, ec_p256_key_usable_by_the_profile_checks)
     EVP_PKEY_free(key);
 }
 
+/* Keys on the curves decoded onto ready-made groups (P-256, P-384, P-521) and on one that is
+ * not (secp256k1), with the point sent uncompressed and compressed: the same key, the same
+ * curve, the same bytes. */
+Test(csr, ec_curves_and_point_forms)
+{
+    const char *curves[] = {"P-256", "P-384", "P-521", "secp256k1"};
+    const char *expected_names[] = {"prime256v1", "secp384r1", "secp521r1", "secp256k1"};
+    const char *forms[] = {"uncompressed", "compressed"};
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t j = 0; j < 2; j++) {
+            EVP_PKEY *key = EVP_EC_gen(curves[i]);
+            cr_assert_not_null(key);
+            cr_assert(EVP_PKEY_set_utf8_string_param(
+                key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, (char *)forms[j]));
+            X509_REQ *csr = roundtrip(key, EVP_sha256());
+            EVP_PKEY *public_key = X509_REQ_get0_pubkey(csr);
+            char curve[64];
+            cr_assert(EVP_PKEY_get_utf8_string_param(public_key, OSSL_PKEY_PARAM_GROUP_NAME, curve,
+                                                     sizeof curve, NULL));
+            cr_assert_str_eq(curve, expected_names[i]);
+            cr_assert_eq(EVP_PKEY_eq(public_key, key), 1, "%s %s", curves[i], forms[j]);
+            X509_REQ_free(csr);
+            EVP_PKEY_free(key);
+        }
+    }
+}
+
 Test(csr, rsa_2048)
 {
     EVP_PKEY *key = EVP_RSA_gen(2048);
