@@ -8,6 +8,7 @@ packages=(
   build-essential cmake pkg-config clang clang-format dpkg-dev patch
   # libraries
   libssl-dev libp11-dev libp11-kit-dev libsqlite3-dev libinih-dev libcrypt-dev libjansson-dev
+  libgoogle-perftools-dev # tcmalloc, estcad's allocator (CMakeLists.txt)
   # the token
   softhsm2 opensc
   # tests and benchmarks
